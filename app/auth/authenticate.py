@@ -1,0 +1,202 @@
+"""Bearer token → Principal: issuer → organisation → roles."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+
+from app.auth import tokens
+from app.auth.dev_issuer import DevIssuer
+from app.auth.jwks import JwksCache, JwksUnavailable
+from app.auth.principal import Principal
+from app.config import DEFAULT_AUDIENCE, Settings
+from app.db import SYSTEM, Database
+from app.errors import ServiceUnavailable, Unauthorized
+from app.models.identity import Role, TrustedIssuer, User
+from app.models.organisation import Organisation
+from app.services import identifiers
+
+_CACHE_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class _Trust:
+    organisation: Organisation
+    issuer: str
+    audience: str
+    jwks_url: str  # empty: the dev issuer
+
+
+class Authenticator:
+    def __init__(
+        self, settings: Settings, db: Database, jwks: JwksCache, dev_issuer: DevIssuer | None
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.jwks = jwks
+        self.dev_issuer = dev_issuer
+        # Short-lived caches so that a request costs no extra queries once its caller is known.
+        self._trust_cache: dict[tuple[str, str], tuple[float, _Trust | None]] = {}
+        self._known_users: dict[tuple[uuid.UUID, str], uuid.UUID] = {}
+
+    def forget(self) -> None:
+        self._trust_cache.clear()
+        self._known_users.clear()
+
+    async def authenticate(self, token: str) -> Principal:
+        try:
+            header = tokens.unverified_header(token)
+            unverified = tokens.unverified_claims(token)
+        except tokens.TokenError as exc:
+            raise Unauthorized(str(exc)) from None
+        iss = unverified.get("iss")
+        org_claim = unverified.get("org")
+        kid = header.get("kid")
+        if not isinstance(iss, str) or not iss:
+            raise Unauthorized("the token has no issuer")
+        if not isinstance(org_claim, str):
+            raise Unauthorized("the token has no 'org' claim")
+        try:
+            org_number = identifiers.normalise_org_number(org_claim)
+        except identifiers.InvalidIdentifier:
+            raise Unauthorized("the token's 'org' claim is not a valid organisationsnummer") from None
+        if not isinstance(kid, str) or not kid:
+            raise Unauthorized("the token header has no key id ('kid')")
+
+        trust = await self._trust(iss, org_number)
+        if trust is None:
+            raise Unauthorized("the token's issuer is not trusted for the organisation in its 'org' claim")
+
+        public_jwk = await self._signing_key(trust, kid)
+        if public_jwk is None:
+            raise Unauthorized("the token is signed with a key the issuer does not publish")
+        try:
+            claims = tokens.verify(
+                token,
+                public_jwk,
+                algorithm=header["alg"],
+                audience=trust.audience,
+                issuer=trust.issuer,
+                leeway_seconds=self.settings.clock_skew_seconds,
+            )
+        except tokens.TokenError as exc:
+            raise Unauthorized(str(exc)) from None
+        return await self._principal(claims, trust)
+
+    async def _trust(self, iss: str, org_number: str) -> _Trust | None:
+        now = time.monotonic()
+        cached = self._trust_cache.get((iss, org_number))
+        if cached and now - cached[0] < _CACHE_SECONDS:
+            return cached[1]
+        trust: _Trust | None = None
+        async with self.db.session(SYSTEM) as session:
+            org = (
+                await session.execute(select(Organisation).where(Organisation.org_number == org_number))
+            ).scalar_one_or_none()
+            if org is not None:
+                if self.dev_issuer is not None and iss == self.dev_issuer.issuer:
+                    trust = _Trust(org, iss, DEFAULT_AUDIENCE, "")
+                else:
+                    row = (
+                        await session.execute(
+                            select(TrustedIssuer).where(
+                                TrustedIssuer.issuer == iss, TrustedIssuer.organisation_id == org.id
+                            )
+                        )
+                    ).scalar_one_or_none()
+                    if row is not None and row.jwks_url:
+                        trust = _Trust(org, row.issuer, row.audience, row.jwks_url)
+        self._trust_cache[(iss, org_number)] = (now, trust)
+        return trust
+
+    async def _signing_key(self, trust: _Trust, kid: str) -> dict[str, Any] | None:
+        if not trust.jwks_url:
+            assert self.dev_issuer is not None
+            return self.dev_issuer.jwk if kid == self.dev_issuer.kid else None
+        try:
+            return await self.jwks.key(trust.jwks_url, kid)
+        except JwksUnavailable as exc:
+            raise ServiceUnavailable(f"the token issuer's keys cannot be fetched: {exc}", retry_after=5) from None
+
+    async def _principal(self, claims: dict[str, Any], trust: _Trust) -> Principal:
+        org = trust.organisation
+        raw_roles = claims.get("roles", [])
+        if not isinstance(raw_roles, list):
+            raise Unauthorized("the token's 'roles' claim must be a list")
+        roles = frozenset(Role(r) for r in raw_roles if isinstance(r, str) and r in Role.__members__)
+        if not roles:
+            raise Unauthorized("the token carries no Samplan role")
+        if Role.platform_admin in roles and not self._may_operate(org):
+            raise Unauthorized("platform_admin tokens must come from the operating organisation")
+        county = claims.get("county")
+        if Role.rss in roles:
+            try:
+                county = identifiers.validate_county_code(str(county))
+            except identifiers.InvalidIdentifier:
+                raise Unauthorized("an 'rss' token needs a valid 'county' claim") from None
+        subject = str(claims["sub"])
+        if len(subject) > 200:
+            raise Unauthorized("the token's 'sub' claim is too long")
+        name = claims.get("name") if isinstance(claims.get("name"), str) else None
+        user_id = await self._ensure_user(org.id, subject, name, roles)
+        unit = claims.get("unit")
+        return Principal(
+            subject=subject,
+            user_id=user_id,
+            organisation_id=org.id,
+            org_number=org.org_number,
+            org_kind=org.kind,
+            org_county=org.county_code,
+            roles=roles,
+            issuer=trust.issuer,
+            name=name[:200] if name else None,
+            unit_hsa_id=unit if isinstance(unit, str) else None,
+            county=county if Role.rss in roles else None,
+        )
+
+    def _may_operate(self, org: Organisation) -> bool:
+        operator = self.settings.operator_org_number
+        if operator:
+            return org.org_number == identifiers.normalise_org_number(operator)
+        return self.settings.env == "dev"
+
+    async def _ensure_user(
+        self, organisation_id: uuid.UUID, subject: str, name: str | None, roles: frozenset[Role]
+    ) -> uuid.UUID:
+        """Users are known from their first authenticated request, so that other records
+        (coordinator assignments, audit reviews) can point at a real person."""
+        key = (organisation_id, subject)
+        if key in self._known_users:
+            return self._known_users[key]
+        async with self.db.session(SYSTEM) as session:
+            user = (
+                await session.execute(
+                    select(User).where(User.organisation_id == organisation_id, User.subject == subject)
+                )
+            ).scalar_one_or_none()
+            if user is None:
+                user = User(
+                    organisation_id=organisation_id,
+                    subject=subject,
+                    name=name or subject,
+                    roles=sorted(r.value for r in roles),
+                )
+                session.add(user)
+                try:
+                    await session.commit()
+                except IntegrityError:  # a concurrent first request registered the user
+                    await session.rollback()
+                    user = (
+                        await session.execute(
+                            select(User).where(
+                                User.organisation_id == organisation_id, User.subject == subject
+                            )
+                        )
+                    ).scalar_one()
+        self._known_users[key] = user.id
+        return user.id

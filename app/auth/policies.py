@@ -1,0 +1,42 @@
+"""May this principal do this? Each policy answers True, or the reason why not.
+
+Policies decide on roles and ownership only; whether an object is visible at all is the access
+module's job (invisible objects answer 404 before a policy is asked).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from app.auth.principal import Principal
+from app.errors import Forbidden
+from app.models.identity import Role
+
+Decision = bool | str
+
+
+def require(decision: Decision) -> None:
+    if decision is not True:
+        raise Forbidden(decision if isinstance(decision, str) else "not allowed")
+
+
+def may_create_organisation(p: Principal) -> Decision:
+    return p.has(Role.platform_admin) or "only a platform_admin may register organisations"
+
+
+def may_manage_issuers(p: Principal) -> Decision:
+    return p.has(Role.platform_admin) or "only a platform_admin may configure trusted issuers"
+
+
+def may_create_unit(p: Principal, organisation_id: uuid.UUID) -> Decision:
+    if organisation_id != p.organisation_id:
+        return "units are managed by their own organisation"
+    return p.has(Role.org_admin) or "only an org_admin may manage units"
+
+
+def may_list_units(p: Principal, organisation_id: uuid.UUID) -> Decision:
+    return organisation_id == p.organisation_id or "units are listed to their own organisation's staff"
+
+
+def may_read_audit(p: Principal) -> Decision:
+    return p.has(Role.auditor) or "only an auditor may read the access log"

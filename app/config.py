@@ -1,0 +1,98 @@
+"""All settings in one place; nothing else reads the environment."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_ISSUER = "urn:samplan:dev-issuer"
+DEFAULT_AUDIENCE = "samplan"
+DEFAULT_AUDIT_PEPPER = "dev-only-audit-pepper"  # noqa: S105 - refused in prod below
+
+
+class ConfigError(RuntimeError):
+    """A setting that makes the service unsafe or unable to start; the message is one line."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SAMPLAN_", extra="ignore")
+
+    env: Literal["dev", "prod"] = "dev"
+    data_dir: Path = Path("./data")
+    # Empty means "an SQLite file in the data folder".
+    database_url: str = ""
+    # Migrations run as the schema owner; the service itself connects as a role without ownership
+    # (PostgreSQL), so RLS applies to it. Empty means "the same as database_url".
+    migration_database_url: str = ""
+    # Name of the PostgreSQL role the service connects as; migrations grant it table privileges.
+    db_app_role: str = "samplan_app"
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_statement_timeout_ms: int = Field(default=15_000, ge=100)
+    db_connect_timeout_s: float = Field(default=3.0, gt=0)
+
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    jwks_cache_seconds: int = Field(default=3600, ge=60)
+    jwks_min_refresh_seconds: int = Field(default=60, ge=0)
+    http_timeout_seconds: float = Field(default=5.0, gt=0)
+    clock_skew_seconds: int = Field(default=30, ge=0, le=300)
+
+    # Included in every audit hash so a person with database access alone cannot forge a chain.
+    audit_pepper: str = DEFAULT_AUDIT_PEPPER
+    # The dev issuer signs tokens with a key kept in the data folder. Never in prod.
+    dev_issuer_enabled: bool = True
+
+    # The organisation that operates the service; only its tokens may carry platform_admin.
+    # Empty in dev means any demo organisation may.
+    operator_org_number: str = ""
+
+    public_base_url: str = "http://127.0.0.1:8000"
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _fill_defaults(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite+aiosqlite:///{(self.data_dir / 'samplan.db').as_posix()}"
+        if not self.migration_database_url:
+            self.migration_database_url = self.database_url
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def dev_key_path(self) -> Path:
+        return self.data_dir / "dev-issuer-key.pem"
+
+    def check_safe_for_env(self) -> None:
+        """Refuse unsafe combinations, with one line that says why."""
+        if self.env != "prod":
+            return
+        if self.dev_issuer_enabled:
+            raise ConfigError(
+                "refusing to start: SAMPLAN_ENV=prod with the dev issuer enabled "
+                "(set SAMPLAN_DEV_ISSUER_ENABLED=false)"
+            )
+        if self.audit_pepper == DEFAULT_AUDIT_PEPPER or len(self.audit_pepper) < 32:
+            raise ConfigError(
+                "refusing to start: SAMPLAN_ENV=prod with the default or a short SAMPLAN_AUDIT_PEPPER "
+                "(set a random secret of at least 32 characters)"
+            )
+        if not self.operator_org_number:
+            raise ConfigError(
+                "refusing to start: SAMPLAN_ENV=prod needs SAMPLAN_OPERATOR_ORG_NUMBER "
+                "(the organisation whose tokens may carry platform_admin)"
+            )
+        if self.is_sqlite:
+            raise ConfigError(
+                "refusing to start: SAMPLAN_ENV=prod needs PostgreSQL (set SAMPLAN_DATABASE_URL)"
+            )
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

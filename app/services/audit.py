@@ -1,0 +1,191 @@
+"""The audit trail: who, from which organisation, in which role, did what, to what, when.
+
+Services call `record`; the request's unit of work calls `flush` just before commit, so the events
+land in the same transaction as the change they describe, and the chain lock is held briefly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth.principal import Principal
+from app.models.audit import AuditChainHead, AuditEvent
+from app.models.types import new_id, utcnow
+
+GENESIS = "0" * 64
+_PENDING = "samplan_audit_pending"
+
+
+@dataclass(frozen=True)
+class _Pending:
+    principal: Principal
+    action: str
+    object_type: str
+    object_id: str | None
+    client_id: uuid.UUID | None
+    request_id: str | None
+    occurred_at: datetime
+
+
+def record(
+    session: AsyncSession,
+    principal: Principal,
+    action: str,
+    object_type: str,
+    object_id: uuid.UUID | str | None = None,
+    *,
+    client_id: uuid.UUID | None = None,
+) -> None:
+    """Queue an audit event for this transaction. Never put personal numbers or names here."""
+    session.info.setdefault(_PENDING, []).append(
+        _Pending(
+            principal=principal,
+            action=action,
+            object_type=object_type,
+            object_id=str(object_id) if object_id is not None else None,
+            client_id=client_id,
+            request_id=session.info.get("request_id"),
+            occurred_at=utcnow(),
+        )
+    )
+
+
+def event_hash(pepper: str, prev_hash: str, fields: dict[str, Any]) -> str:
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(f"{pepper}|{prev_hash}|{canonical}".encode()).hexdigest()
+
+
+def _hashed_fields(event: AuditEvent) -> dict[str, Any]:
+    return {
+        "id": str(event.id),
+        "organisation_id": str(event.organisation_id),
+        "seq": event.seq,
+        "occurred_at": event.occurred_at.isoformat(),
+        "actor_subject": event.actor_subject,
+        "actor_name": event.actor_name,
+        "actor_roles": event.actor_roles,
+        "action": event.action,
+        "object_type": event.object_type,
+        "object_id": event.object_id,
+        "client_id": str(event.client_id) if event.client_id else None,
+        "request_id": event.request_id,
+    }
+
+
+async def _lock_head(session: AsyncSession, organisation_id: uuid.UUID) -> AuditChainHead:
+    dialect = session.bind.dialect.name if session.bind else "sqlite"
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    await session.execute(
+        insert(AuditChainHead)
+        .values(organisation_id=organisation_id, last_seq=0, last_hash=GENESIS)
+        .on_conflict_do_nothing(index_elements=["organisation_id"])
+    )
+    head = (
+        await session.execute(
+            select(AuditChainHead)
+            .where(AuditChainHead.organisation_id == organisation_id)  # type: ignore[arg-type]
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    ).scalar_one()
+    return head
+
+
+async def flush(session: AsyncSession, pepper: str) -> int:
+    """Append the queued events to their organisations' chains. Returns how many."""
+    pending: list[_Pending] = session.info.pop(_PENDING, [])
+    if not pending:
+        return 0
+    by_org: dict[uuid.UUID, list[_Pending]] = {}
+    for item in pending:
+        by_org.setdefault(item.principal.organisation_id, []).append(item)
+    for organisation_id in sorted(by_org):  # a fixed order, so two flushes never deadlock
+        head = await _lock_head(session, organisation_id)
+        seq, prev = head.last_seq, head.last_hash
+        for item in by_org[organisation_id]:
+            seq += 1
+            event = AuditEvent(
+                id=new_id(),
+                organisation_id=organisation_id,
+                seq=seq,
+                occurred_at=item.occurred_at,
+                actor_subject=item.principal.subject,
+                actor_name=item.principal.name,
+                actor_roles=item.principal.roles_text,
+                action=item.action,
+                object_type=item.object_type,
+                object_id=item.object_id,
+                client_id=item.client_id,
+                request_id=item.request_id,
+                prev_hash=prev,
+                hash="",
+            )
+            event.hash = event_hash(pepper, prev, _hashed_fields(event))
+            prev = event.hash
+            session.add(event)
+        await session.execute(
+            update(AuditChainHead)
+            .where(AuditChainHead.organisation_id == organisation_id)  # type: ignore[arg-type]
+            .values(last_seq=seq, last_hash=prev)
+        )
+    await session.flush()
+    return len(pending)
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    organisation_id: uuid.UUID
+    ok: bool
+    events_checked: int
+    first_broken_seq: int | None = None
+    reason: str | None = None
+
+
+async def verify_chain(
+    session: AsyncSession, organisation_id: uuid.UUID, pepper: str, batch: int = 5000
+) -> ChainReport:
+    """Walk one organisation's chain in order and name the first broken link."""
+    prev = GENESIS
+    expected_seq = 1
+    checked = 0
+    while True:
+        rows = (
+            await session.execute(
+                select(AuditEvent)
+                .where(AuditEvent.organisation_id == organisation_id, AuditEvent.seq >= expected_seq)  # type: ignore[arg-type]
+                .order_by(AuditEvent.seq)  # type: ignore[arg-type]
+                .limit(batch)
+            )
+        ).scalars().all()
+        if not rows:
+            break
+        for event in rows:
+            if event.seq != expected_seq:
+                return ChainReport(organisation_id, False, checked, expected_seq, "an event is missing")
+            if event.prev_hash != prev:
+                return ChainReport(
+                    organisation_id, False, checked, event.seq, "the link to the previous event is broken"
+                )
+            if event_hash(pepper, prev, _hashed_fields(event)) != event.hash:
+                return ChainReport(organisation_id, False, checked, event.seq, "the event was altered")
+            prev = event.hash
+            expected_seq += 1
+            checked += 1
+        session.expunge_all()
+    head = (
+        await session.execute(select(AuditChainHead).where(AuditChainHead.organisation_id == organisation_id))  # type: ignore[arg-type]
+    ).scalar_one_or_none()
+    if head is not None and (head.last_seq != checked or head.last_hash != prev):
+        return ChainReport(
+            organisation_id, False, checked, checked + 1, "events after this point were removed"
+        )
+    return ChainReport(organisation_id, True, checked)
