@@ -16,9 +16,18 @@ from app.config import ConfigError, Settings, get_settings
 _ROOT = Path(__file__).resolve().parent.parent
 
 
+def _migrations_dir() -> Path:
+    # Beside the source tree in a checkout; beside the working directory in the Docker image,
+    # where the package itself lives in site-packages.
+    for candidate in (_ROOT / "alembic", Path.cwd() / "alembic"):
+        if (candidate / "env.py").is_file():
+            return candidate
+    raise SystemExit("cannot find the alembic/ migrations folder")
+
+
 def alembic_config(url: str, settings: Settings) -> Config:
     cfg = Config()
-    cfg.set_main_option("script_location", str(_ROOT / "alembic"))
+    cfg.set_main_option("script_location", str(_migrations_dir()))
     cfg.attributes["url"] = url
     cfg.attributes["app_role"] = settings.db_app_role
     return cfg

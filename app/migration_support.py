@@ -29,21 +29,25 @@ def app_role() -> str:
 def create_app_role_and_grants() -> None:
     """The service connects as a role that owns nothing and cannot bypass RLS."""
     role = app_role()
+    # One statement per execute: asyncpg prepares each and refuses several at once.
     op.execute(
         f"""
         DO $$ BEGIN
           IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') THEN
             CREATE ROLE {role} NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
           END IF;
-        END $$;
-        GRANT USAGE ON SCHEMA public TO {role};
-        GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role};
-        GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role};
-        ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {role};
-        ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO {role};
-        REVOKE INSERT, UPDATE, DELETE ON alembic_version FROM {role};
+        END $$
         """
     )
+    for statement in (
+        f"GRANT USAGE ON SCHEMA public TO {role}",
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}",
+        f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}",
+        f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {role}",
+        f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO {role}",
+        f"REVOKE INSERT, UPDATE, DELETE ON alembic_version FROM {role}",
+    ):
+        op.execute(statement)
     op.execute(
         """
         CREATE OR REPLACE FUNCTION samplan_tenant_match(org uuid) RETURNS boolean
