@@ -8,9 +8,9 @@ import logging
 import sys
 from pathlib import Path
 
-from alembic import command
 from alembic.config import Config
 
+from alembic import command
 from app.config import ConfigError, Settings, get_settings
 
 _ROOT = Path(__file__).resolve().parent.parent

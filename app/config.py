@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_ISSUER = "urn:samplan:dev-issuer"
 DEFAULT_AUDIENCE = "samplan"
-DEFAULT_AUDIT_PEPPER = "dev-only-audit-pepper"  # noqa: S105 - refused in prod below
+DEFAULT_AUDIT_PEPPER = "dev-only-audit-pepper"
 
 
 class ConfigError(RuntimeError):

@@ -8,10 +8,11 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 log = logging.getLogger("samplan.errors")
 
@@ -175,11 +176,36 @@ async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     detail = exc.detail if isinstance(exc.detail, str) else phrase
     if status == 404 and detail == "Not Found":
         detail = "no such resource"
+    headers = dict(getattr(exc, "headers", None) or {})
     if status == 405:
         detail = f"method {request.method} is not allowed here"
-    return problem_response(
-        status, phrase, detail, headers=getattr(exc, "headers", None), request=request
-    )
+        headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
+    # A condition the service also refuses itself (RequestGuard's 413) keeps one problem type.
+    slug, title = _HTTP_PROBLEMS.get(status, (None, phrase))
+    return problem_response(status, title, detail, slug=slug, headers=headers or None, request=request)
+
+
+_HTTP_PROBLEMS = {cls.status: (cls.slug, cls.title) for cls in (PayloadTooLarge, UnsupportedMediaType)}
+
+
+def _allowed_methods(request: Request) -> str:
+    """Starlette names only the first route that matched the path; RFC 9110 wants all of them."""
+    allowed = []
+    for method in _METHODS:
+        probe = {
+            "type": "http",
+            "method": method,
+            "path": request.scope["path"],
+            "root_path": request.scope.get("root_path", ""),
+            "headers": [],
+            "query_string": b"",
+        }
+        if any(route.matches(dict(probe))[0] == Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return ", ".join(allowed)
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 async def _on_integrity(request: Request, exc: Exception) -> JSONResponse:
@@ -231,7 +257,17 @@ def _is_connection_error(exc: BaseException) -> bool:
     return name in {"CannotConnectNowError", "ConnectionDoesNotExistError", "InterfaceError"}
 
 
+async def _on_replay(request: Request, exc: Exception) -> Response:
+    from app.services.idempotency import IdempotentReplay
+
+    assert isinstance(exc, IdempotentReplay)
+    return exc.response()
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    from app.services.idempotency import IdempotentReplay
+
+    app.add_exception_handler(IdempotentReplay, _on_replay)
     app.add_exception_handler(Problem, _on_problem)
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http)

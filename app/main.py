@@ -20,7 +20,7 @@ from app.auth.jwks import JwksCache
 from app.config import Settings, get_settings
 from app.db import Database
 from app.errors import PROBLEM_JSON, install_error_handlers, problem_response
-from app.routers import audit, health, me, organisations
+from app.routers import audit, clients, health, me, organisations, plans
 
 access_log = logging.getLogger("samplan.access")
 
@@ -160,7 +160,14 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.authenticator = Authenticator(settings, app.state.db, app.state.jwks, app.state.dev_issuer)
 
     install_error_handlers(app)
-    for router in (health.router, me.router, organisations.router, audit.router):
+    for router in (
+        health.router,
+        me.router,
+        organisations.router,
+        clients.router,
+        plans.router,
+        audit.router,
+    ):
         app.include_router(router)
     app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes)
     return app

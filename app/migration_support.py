@@ -30,15 +30,12 @@ def create_app_role_and_grants() -> None:
     """The service connects as a role that owns nothing and cannot bypass RLS."""
     role = app_role()
     # One statement per execute: asyncpg prepares each and refuses several at once.
-    op.execute(
-        f"""
-        DO $$ BEGIN
-          IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') THEN
-            CREATE ROLE {role} NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
-          END IF;
-        END $$
-        """
+    # `role` passed _ident(); DDL cannot take bind parameters.
+    create_role = (
+        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '" + role + "') THEN "
+        "CREATE ROLE " + role + " NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE; END IF; END $$"
     )
+    op.execute(create_role)
     for statement in (
         f"GRANT USAGE ON SCHEMA public TO {role}",
         f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}",
@@ -97,3 +94,61 @@ def append_only(table: str) -> None:
                 f"CREATE TRIGGER {table}_no_{verb.lower()} BEFORE {verb} ON {table} "
                 f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
             )
+
+
+_ORG = "nullif(current_setting('samplan.org_id', true), '')::uuid"
+_SYSTEM = "coalesce(current_setting('samplan.scope', true), '') = 'system'"
+
+
+def create_plan_access_functions() -> None:
+    """The access rule of app/services/access.py, again in SQL, for RLS on plans and clients.
+
+    SECURITY DEFINER so the lookups inside are not themselves filtered (which would recurse); the
+    functions read only the caller's context settings and return a boolean.
+    """
+    op.execute(
+        f"""
+        CREATE OR REPLACE FUNCTION samplan_plan_visible(p_plan uuid) RETURNS boolean
+        LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+          SELECT {_SYSTEM} OR EXISTS (
+            SELECT 1 FROM plan p
+            WHERE p.id = p_plan AND (
+              p.initiating_organisation_id = {_ORG}
+              OR (
+                EXISTS (
+                  SELECT 1 FROM plan_participant pp
+                  WHERE pp.plan_id = p.id AND pp.organisation_id = {_ORG}
+                    AND pp.kind IN ('huvudman', 'other'))
+                AND EXISTS (
+                  SELECT 1 FROM consent_scope cs JOIN consent c ON c.id = cs.consent_id
+                  WHERE cs.plan_id = p.id AND cs.organisation_id = {_ORG}
+                    AND c.withdrawn_at IS NULL
+                    AND (c.valid_until IS NULL OR c.valid_until >= (now() AT TIME ZONE 'UTC')::date))
+              )
+            )
+          )
+        $$
+        """
+    )
+    op.execute(
+        f"""
+        CREATE OR REPLACE FUNCTION samplan_client_visible(p_client uuid) RETURNS boolean
+        LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+          SELECT {_SYSTEM}
+            OR EXISTS (SELECT 1 FROM client_link l WHERE l.client_id = p_client AND l.organisation_id = {_ORG})
+            OR EXISTS (SELECT 1 FROM plan p WHERE p.client_id = p_client AND samplan_plan_visible(p.id))
+        $$
+        """
+    )
+
+
+def enable_rls_using(table: str, predicate: str, *, insert_check: str | None = None) -> None:
+    """RLS with one predicate for reads and changes; `insert_check` for new rows where it differs."""
+    table = _ident(table)
+    op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
+    if insert_check is None:
+        op.execute(f"CREATE POLICY {table}_access ON {table} USING ({predicate}) WITH CHECK ({predicate})")
+        return
+    for command in ("SELECT", "UPDATE", "DELETE"):
+        op.execute(f"CREATE POLICY {table}_{command.lower()} ON {table} FOR {command} USING ({predicate})")
+    op.execute(f"CREATE POLICY {table}_insert ON {table} FOR INSERT WITH CHECK ({insert_check})")

@@ -121,7 +121,9 @@ class Authenticator:
         try:
             return await self.jwks.key(trust.jwks_url, kid)
         except JwksUnavailable as exc:
-            raise ServiceUnavailable(f"the token issuer's keys cannot be fetched: {exc}", retry_after=5) from None
+            raise ServiceUnavailable(
+                f"the token issuer's keys cannot be fetched: {exc}", retry_after=5
+            ) from None
 
     async def _principal(self, claims: dict[str, Any], trust: _Trust) -> Principal:
         org = trust.organisation

@@ -40,3 +40,28 @@ def may_list_units(p: Principal, organisation_id: uuid.UUID) -> Decision:
 
 def may_read_audit(p: Principal) -> Decision:
     return p.has(Role.auditor) or "only an auditor may read the access log"
+
+
+_PLAN_READERS = (Role.handlaggare, Role.samordnare, Role.lasare, Role.system)
+_AUTHORS = (Role.handlaggare, Role.samordnare, Role.system)
+
+
+def may_read_plans(p: Principal) -> Decision:
+    """rss, org_admin and auditor never read plan content; lasare reads but never writes."""
+    return p.has(*_PLAN_READERS) or "this role does not read plans"
+
+
+def may_read_clients(p: Principal) -> Decision:
+    return p.has(*_PLAN_READERS) or "this role does not read client data"
+
+
+def may_author(p: Principal) -> Decision:
+    """Register clients, create and change plans."""
+    return p.has(*_AUTHORS) or "only handlaggare, samordnare and system may change client data"
+
+
+def may_decide_action(p: Principal, responsible_organisation_id: uuid.UUID) -> Decision:
+    """Only the responsible organisation accepts or disputes an action proposed to it."""
+    if responsible_organisation_id != p.organisation_id:
+        return "only the responsible organisation may accept or dispute this action"
+    return may_author(p)

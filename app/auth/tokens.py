@@ -31,7 +31,8 @@ def unverified_header(token: str) -> dict[str, Any]:
         raise TokenError("the token header is not an object")
     alg = header.get("alg")
     if alg not in ALLOWED_ALGORITHMS:
-        raise TokenError(f"the token algorithm is not allowed (allowed: {', '.join(sorted(ALLOWED_ALGORITHMS))})")
+        allowed = ", ".join(sorted(ALLOWED_ALGORITHMS))
+        raise TokenError(f"the token algorithm is not allowed (allowed: {allowed})")
     return header
 
 
@@ -66,13 +67,18 @@ def verify(
         raise TokenError("the issuer published a private key; refusing it")
     try:
         key = jwk.construct(public_jwk, algorithm=algorithm)
+    except Exception:  # jose raises assorted errors (ValueError, JWKError, ...) for malformed keys
+        raise TokenError("the issuer's published signing key is not usable") from None
+    try:
+        # `exp` and `sub` are required, but checked below: jose reports a missing required claim
+        # as a plain JWTError, which would read as a bad signature.
         claims = jwt.decode(
             token,
             key,
             algorithms=[algorithm],
             audience=audience,
             issuer=issuer,
-            options={"require_exp": True, "require_sub": True, "leeway": leeway_seconds},
+            options={"leeway": leeway_seconds},
         )
     except ExpiredSignatureError:
         raise TokenError("the token has expired") from None
@@ -80,8 +86,14 @@ def verify(
         raise TokenError(f"the token claims are not acceptable: {exc}") from None
     except (JWTError, JWKError):
         raise TokenError("the token signature is not valid") from None
+    except (TypeError, OverflowError):
+        # jose's int() on exp/nbf/iat expects only ValueError; null, lists, objects or 1e999 land here.
+        raise TokenError("the token claims are not acceptable: exp, nbf and iat must be numbers") from None
     if not isinstance(claims, dict):
         raise TokenError("the token payload is not an object")
+    for required in ("exp", "sub"):
+        if required not in claims:
+            raise TokenError(f"the token claims are not acceptable: it has no '{required}' claim")
     return claims
 
 

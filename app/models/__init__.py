@@ -1,14 +1,37 @@
 """All table models, imported here so Alembic and the app see one metadata."""
 
 from app.models.audit import AuditChainHead, AuditEvent
+from app.models.client import Client, ClientLink
+from app.models.idempotency import IdempotencyRecord
 from app.models.identity import Role, TrustedIssuer, User
 from app.models.organisation import Organisation, OrganisationKind, Unit
+from app.models.plan import (
+    Action,
+    Consent,
+    ConsentScope,
+    Goal,
+    Need,
+    Plan,
+    PlanParticipant,
+    PlanVersion,
+)
 
 __all__ = [
+    "Action",
     "AuditChainHead",
     "AuditEvent",
+    "Client",
+    "ClientLink",
+    "Consent",
+    "ConsentScope",
+    "Goal",
+    "IdempotencyRecord",
+    "Need",
     "Organisation",
     "OrganisationKind",
+    "Plan",
+    "PlanParticipant",
+    "PlanVersion",
     "Role",
     "TrustedIssuer",
     "Unit",

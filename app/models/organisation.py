@@ -65,7 +65,12 @@ class OrganisationCreate(OrganisationBase):
         extra="forbid",
         json_schema_extra={
             "examples": [
-                {"name": "Region Stockholm", "kind": "region", "org_number": "232100-0016", "county_code": "01"}
+                {
+                    "name": "Region Stockholm",
+                    "kind": "region",
+                    "org_number": "232100-0016",
+                    "county_code": "01",
+                }
             ]
         },
     )

@@ -8,7 +8,6 @@ from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
-
 from sqlalchemy import DateTime, Dialect
 from sqlalchemy.types import TypeDecorator
 

@@ -46,7 +46,8 @@ async def list_events(
         until=until,
     )
     return Page(
-        items=[AuditEventPublic.model_validate(e, from_attributes=True) for e in rows], next_cursor=next_cursor
+        items=[AuditEventPublic.model_validate(e, from_attributes=True) for e in rows],
+        next_cursor=next_cursor,
     )
 
 

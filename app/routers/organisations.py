@@ -47,7 +47,8 @@ async def list_organisations(
         session, limit=limit, cursor=cursor, kind=kind, county_code=county_code
     )
     return Page(
-        items=[OrganisationPublic.model_validate(o, from_attributes=True) for o in rows], next_cursor=next_cursor
+        items=[OrganisationPublic.model_validate(o, from_attributes=True) for o in rows],
+        next_cursor=next_cursor,
     )
 
 
@@ -64,7 +65,11 @@ async def get_organisation(organisation_id: uuid.UUID, session: SessionDep) -> O
     summary="Add a unit (org_admin of the organisation)",
 )
 async def create_unit(
-    organisation_id: uuid.UUID, data: UnitCreate, session: SessionDep, principal: PrincipalDep, response: Response
+    organisation_id: uuid.UUID,
+    data: UnitCreate,
+    session: SessionDep,
+    principal: PrincipalDep,
+    response: Response,
 ) -> UnitPublic:
     unit = await service.create_unit(session, principal, organisation_id, data)
     response.headers["Location"] = f"/api/v1/organisations/{organisation_id}/units/{unit.id}"
@@ -81,8 +86,12 @@ async def list_units(
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> Page[UnitPublic]:
-    rows, next_cursor = await service.list_units(session, principal, organisation_id, limit=limit, cursor=cursor)
-    return Page(items=[UnitPublic.model_validate(u, from_attributes=True) for u in rows], next_cursor=next_cursor)
+    rows, next_cursor = await service.list_units(
+        session, principal, organisation_id, limit=limit, cursor=cursor
+    )
+    return Page(
+        items=[UnitPublic.model_validate(u, from_attributes=True) for u in rows], next_cursor=next_cursor
+    )
 
 
 @router.post(

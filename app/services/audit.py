@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import select
 
 from app.auth.principal import Principal
 from app.models.audit import AuditChainHead, AuditEvent
@@ -92,7 +93,7 @@ async def _lock_head(session: AsyncSession, organisation_id: uuid.UUID) -> Audit
     head = (
         await session.execute(
             select(AuditChainHead)
-            .where(AuditChainHead.organisation_id == organisation_id)  # type: ignore[arg-type]
+            .where(AuditChainHead.organisation_id == organisation_id)
             .with_for_update()
             .execution_options(populate_existing=True)
         )
@@ -153,19 +154,36 @@ class ChainReport:
 async def verify_chain(
     session: AsyncSession, organisation_id: uuid.UUID, pepper: str, batch: int = 5000
 ) -> ChainReport:
-    """Walk one organisation's chain in order and name the first broken link."""
+    """Walk one organisation's chain in order and name the first broken link.
+
+    The head is read first and bounds the walk: events that other transactions append while the
+    walk runs lie beyond it and are left for the next run, instead of looking like a cut-off tail.
+    (Events and their head commit together, so every event up to the head is visible by then.)"""
+    head_stmt = select(AuditChainHead.last_seq, AuditChainHead.last_hash).where(
+        AuditChainHead.organisation_id == organisation_id
+    )
+    head = (await session.execute(head_stmt)).one_or_none()
     prev = GENESIS
     expected_seq = 1
     checked = 0
     while True:
+        stmt = select(AuditEvent).where(
+            AuditEvent.organisation_id == organisation_id,
+            AuditEvent.seq >= expected_seq,
+        )
+        if head is not None:
+            stmt = stmt.where(AuditEvent.seq <= head.last_seq)
         rows = (
-            await session.execute(
-                select(AuditEvent)
-                .where(AuditEvent.organisation_id == organisation_id, AuditEvent.seq >= expected_seq)  # type: ignore[arg-type]
-                .order_by(AuditEvent.seq)  # type: ignore[arg-type]
-                .limit(batch)
+            (
+                await session.execute(
+                    stmt.order_by(AuditEvent.seq)  # type: ignore[arg-type]
+                    .limit(batch)
+                    .execution_options(populate_existing=True)  # what is stored, not what is cached
+                )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
         if not rows:
             break
         for event in rows:
@@ -181,10 +199,13 @@ async def verify_chain(
             expected_seq += 1
             checked += 1
         session.expunge_all()
-    head = (
-        await session.execute(select(AuditChainHead).where(AuditChainHead.organisation_id == organisation_id))  # type: ignore[arg-type]
-    ).scalar_one_or_none()
-    if head is not None and (head.last_seq != checked or head.last_hash != prev):
+    if head is None:
+        # No head when the walk began: either the chain was empty then (and its first events
+        # committed since, with their head), or the head was removed.
+        if checked and (await session.execute(head_stmt)).one_or_none() is None:
+            return ChainReport(organisation_id, False, checked, checked + 1, "the chain head is missing")
+        return ChainReport(organisation_id, True, checked)
+    if head.last_seq != checked or head.last_hash != prev:
         return ChainReport(
             organisation_id, False, checked, checked + 1, "events after this point were removed"
         )

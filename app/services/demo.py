@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import select
 
 from app.models.identity import Role, User
 from app.models.organisation import Organisation, OrganisationKind, Unit
@@ -32,27 +32,51 @@ class DemoUser:
 
 DEMO_ORGS = (
     DemoOrg(
-        "region-sthlm", "Region Stockholm", OrganisationKind.region, "2321000016", "01",
+        "region-sthlm",
+        "Region Stockholm",
+        OrganisationKind.region,
+        "2321000016",
+        "01",
         (("Beroendecentrum Stockholm", "SE2321000016-BCS1"), ("Psykiatri Södra", "SE2321000016-PSY2")),
     ),
     DemoOrg(
-        "sthlm-stad", "Stockholms stad", OrganisationKind.kommun, "2120000142", "01",
+        "sthlm-stad",
+        "Stockholms stad",
+        OrganisationKind.kommun,
+        "2120000142",
+        "01",
         (("Socialförvaltningen, beroendeenheten", None), ("Södermalms stadsdelsförvaltning", None)),
     ),
     DemoOrg(
-        "huddinge", "Huddinge kommun", OrganisationKind.kommun, "2120000126", "01",
+        "huddinge",
+        "Huddinge kommun",
+        OrganisationKind.kommun,
+        "2120000126",
+        "01",
         (("Socialtjänsten, vuxenenheten", None),),
     ),
     DemoOrg(
-        "sis", "Statens institutionsstyrelse", OrganisationKind.state, "2021005489", "01",
+        "sis",
+        "Statens institutionsstyrelse",
+        OrganisationKind.state,
+        "2021005489",
+        "01",
         (("LVM-hemmet Hornö", "SE2021005489-HORN"), ("LVM-hemmet Lunden", "SE2021005489-LUND")),
     ),
     DemoOrg(
-        "uppsala", "Uppsala kommun", OrganisationKind.kommun, "2120003005", "03",
+        "uppsala",
+        "Uppsala kommun",
+        OrganisationKind.kommun,
+        "2120003005",
+        "03",
         (("Vuxenenheten", None),),
     ),
     DemoOrg(
-        "region-uppsala", "Region Uppsala", OrganisationKind.region, "2321000024", "03",
+        "region-uppsala",
+        "Region Uppsala",
+        OrganisationKind.region,
+        "2321000024",
+        "03",
         (("Beroendecentrum Uppsala", "SE2321000024-BCU1"),),
     ),
 )

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import select
 
 from app.auth import policies
 from app.auth.principal import Principal
@@ -74,9 +74,8 @@ async def create_unit(
 ) -> Unit:
     await get_organisation(session, organisation_id)
     policies.require(policies.may_create_unit(p, organisation_id))
-    if data.hsa_id is not None:
-        if await session.scalar(select(Unit.id).where(Unit.hsa_id == data.hsa_id)) is not None:
-            raise Conflict("a unit with this HSA-id is already registered")
+    if data.hsa_id is not None and await session.scalar(select(Unit.id).where(Unit.hsa_id == data.hsa_id)):
+        raise Conflict("a unit with this HSA-id is already registered")
     if await session.scalar(
         select(Unit.id).where(Unit.organisation_id == organisation_id, Unit.name == data.name)
     ):
@@ -117,7 +116,10 @@ async def add_trusted_issuer(
             errors=[{"field": "jwks_url", "message": "must be an https URL"}],
         )
     issuer = TrustedIssuer(
-        organisation_id=organisation_id, issuer=data.issuer, audience=data.audience, jwks_url=str(data.jwks_url)
+        organisation_id=organisation_id,
+        issuer=data.issuer,
+        audience=data.audience,
+        jwks_url=str(data.jwks_url),
     )
     async with system_scope(session):  # the issuer row belongs to the other organisation
         if await session.scalar(

@@ -1,0 +1,141 @@
+"""The only way to reach plan and client rows: queries already scoped to what the caller's
+organisation may see.
+
+The rule, once in Python here and once as the PostgreSQL RLS functions `samplan_plan_visible` and
+`samplan_client_visible` (migration 0002); a test holds the two to the same answers:
+
+- a plan is visible to its initiating organisation, and to an organisation that takes part in it
+  (as huvudman or other actor) and is named in an active consent of the plan;
+- a client is visible to an organisation that knows them (a client link) or sees one of their plans.
+
+Roles narrow this further: `rss`, `org_admin` and `auditor` never read plan content.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+
+from sqlalchemy import ColumnElement, exists
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import and_, col, or_, select
+
+from app.auth import policies
+from app.auth.principal import Principal
+from app.errors import NotFound
+from app.models.client import Client, ClientLink
+from app.models.plan import Consent, ConsentScope, ParticipantKind, Plan, PlanParticipant
+
+ORG_PARTICIPANT_KINDS = (ParticipantKind.huvudman, ParticipantKind.other)
+
+
+def active_consent_clause(today: date) -> ColumnElement[bool]:
+    """A recorded consent that is neither withdrawn nor expired. (`given_at` cannot lie in the
+    future: input validation refuses that, so the rule needs no clock comparison that the
+    application and the database could disagree on.)"""
+    return and_(
+        col(Consent.withdrawn_at).is_(None),
+        or_(col(Consent.valid_until).is_(None), col(Consent.valid_until) >= today),
+    )
+
+
+def consent_covers(plan_id: object, organisation_id: uuid.UUID, today: date) -> ColumnElement[bool]:
+    return exists().where(
+        col(ConsentScope.plan_id) == plan_id,
+        col(ConsentScope.organisation_id) == organisation_id,
+        col(Consent.id) == col(ConsentScope.consent_id),
+        active_consent_clause(today),
+    )
+
+
+def plan_visible_clause(organisation_id: uuid.UUID, today: date | None = None) -> ColumnElement[bool]:
+    today = today or datetime.now(UTC).date()
+    participates = exists().where(
+        col(PlanParticipant.plan_id) == col(Plan.id),
+        col(PlanParticipant.organisation_id) == organisation_id,
+        col(PlanParticipant.kind).in_(ORG_PARTICIPANT_KINDS),
+    )
+    return or_(
+        col(Plan.initiating_organisation_id) == organisation_id,
+        and_(participates, consent_covers(col(Plan.id), organisation_id, today)),
+    )
+
+
+def client_visible_clause(organisation_id: uuid.UUID) -> ColumnElement[bool]:
+    linked = exists().where(
+        col(ClientLink.client_id) == col(Client.id), col(ClientLink.organisation_id) == organisation_id
+    )
+    via_plan = exists().where(col(Plan.client_id) == col(Client.id), plan_visible_clause(organisation_id))
+    return or_(linked, via_plan)
+
+
+@dataclass(frozen=True)
+class VisiblePlan:
+    """A plan the principal's organisation may see. Services that read or change plan content take
+    this, never a bare Plan, so a forgotten access check is a type error."""
+
+    plan: Plan
+    principal: Principal
+    _token: object = field(repr=False, compare=False)
+
+    @property
+    def id(self) -> uuid.UUID:
+        return self.plan.id
+
+
+@dataclass(frozen=True)
+class VisibleClient:
+    client: Client
+    principal: Principal
+    known_to_caller: bool  # a client link exists: the caller's organisation may see the identity
+    _token: object = field(repr=False, compare=False)
+
+
+_TOKEN = object()
+
+
+async def load_plan(
+    session: AsyncSession, p: Principal, plan_id: uuid.UUID, *, for_update: bool = False
+) -> VisiblePlan:
+    """The plan if the caller may read it; 404 otherwise, with no hint that it exists."""
+    if policies.may_read_plans(p) is not True:
+        raise NotFound("no such plan")
+    stmt = select(Plan).where(Plan.id == plan_id, plan_visible_clause(p.organisation_id))
+    if for_update:
+        stmt = stmt.with_for_update()
+    plan = (await session.execute(stmt.execution_options(populate_existing=True))).scalar_one_or_none()
+    if plan is None:
+        raise NotFound("no such plan")
+    return VisiblePlan(plan, p, _TOKEN)
+
+
+def visible_plans_query(p: Principal):  # type: ignore[no-untyped-def]
+    """Select of the plans the caller may read (empty for roles that never read plans)."""
+    stmt = select(Plan)
+    if policies.may_read_plans(p) is not True:
+        return stmt.where(False)
+    return stmt.where(plan_visible_clause(p.organisation_id))
+
+
+async def load_client(session: AsyncSession, p: Principal, client_id: uuid.UUID) -> VisibleClient:
+    if policies.may_read_clients(p) is not True:
+        raise NotFound("no such client")
+    client = (
+        await session.execute(
+            select(Client).where(Client.id == client_id, client_visible_clause(p.organisation_id))
+        )
+    ).scalar_one_or_none()
+    if client is None:
+        raise NotFound("no such client")
+    linked = await session.scalar(
+        select(ClientLink.id).where(
+            ClientLink.client_id == client_id, ClientLink.organisation_id == p.organisation_id
+        )
+    )
+    return VisibleClient(client, p, linked is not None, _TOKEN)
+
+
+def vouch_client(client: Client, p: Principal, known_to_caller: bool) -> VisibleClient:
+    """For the client service, which has just linked the caller's organisation to the client."""
+    return VisibleClient(client, p, known_to_caller, _TOKEN)

@@ -1,0 +1,896 @@
+"""The SIP: creation, co-authoring with versions, responsibility for actions, consent, life cycle.
+
+Every change goes through `_commit_change`, which bumps the version (conditionally, when the caller
+sent If-Match), stores a snapshot of the whole plan and records the audit event. Routers call one
+function here per request.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic_core import to_jsonable_python
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from app.auth import policies
+from app.auth.principal import Principal
+from app.db import system_scope
+from app.errors import Conflict, Forbidden, NotFound, PreconditionFailed, RuleViolation, UnprocessableEntity
+from app.models.organisation import Organisation, Unit
+from app.models.plan import (
+    Action,
+    ActionCreate,
+    ActionDispute,
+    ActionPublic,
+    ActionStatus,
+    ActionUpdate,
+    Consent,
+    ConsentCreate,
+    ConsentPublic,
+    ConsentScope,
+    ConsentWithdraw,
+    Goal,
+    GoalCreate,
+    GoalPublic,
+    GoalUpdate,
+    Need,
+    NeedCreate,
+    NeedPublic,
+    NeedUpdate,
+    ParticipantCreate,
+    ParticipantKind,
+    ParticipantPublic,
+    Plan,
+    PlanCreate,
+    PlanParticipant,
+    PlanPublic,
+    PlanStatus,
+    PlanUpdate,
+    PlanVersion,
+    TransitionRequest,
+    TransitionTarget,
+)
+from app.models.types import utcnow
+from app.services import access, audit, clients, plan_rules
+from app.services.access import VisiblePlan
+
+_CONSENT_CLOCK_SKEW = timedelta(minutes=5)
+
+
+def _field_error(field: str, message: str) -> UnprocessableEntity:
+    return UnprocessableEntity(message, errors=[{"field": field, "message": message}])
+
+
+def _require_open(plan: Plan) -> None:
+    if plan.status not in plan_rules.OPEN_STATUSES:
+        raise RuleViolation(
+            f"the plan is {plan.status.value} and can no longer change",
+            errors=[{"rule": "plan_open", "message": f"the plan is {plan.status.value}"}],
+        )
+
+
+async def _organisations(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, Organisation]:
+    if not ids:
+        return {}
+    rows = await session.execute(select(Organisation).where(Organisation.id.in_(ids)))  # type: ignore[attr-defined]
+    return {o.id: o for o in rows.scalars()}
+
+
+async def _organisation(session: AsyncSession, organisation_id: uuid.UUID, field: str) -> Organisation:
+    org = await session.get(Organisation, organisation_id)
+    if org is None:
+        raise _field_error(field, "no organisation with this id")
+    return org
+
+
+# ---- reading -------------------------------------------------------------------------------
+
+
+async def _participants(session: AsyncSession, plan_id: uuid.UUID) -> list[PlanParticipant]:
+    rows = await session.execute(
+        select(PlanParticipant).where(PlanParticipant.plan_id == plan_id).order_by(PlanParticipant.added_at)  # type: ignore[arg-type]
+    )
+    return list(rows.scalars())
+
+
+async def _consents(session: AsyncSession, plan_id: uuid.UUID) -> list[tuple[Consent, list[uuid.UUID]]]:
+    consents = list(
+        (
+            await session.execute(
+                select(Consent).where(Consent.plan_id == plan_id).order_by(Consent.recorded_at)  # type: ignore[arg-type]
+            )
+        ).scalars()
+    )
+    scopes: dict[uuid.UUID, list[uuid.UUID]] = {c.id: [] for c in consents}
+    for scope in (
+        await session.execute(select(ConsentScope).where(ConsentScope.plan_id == plan_id))
+    ).scalars():
+        scopes.setdefault(scope.consent_id, []).append(scope.organisation_id)
+    return [(c, sorted(scopes.get(c.id, []), key=str)) for c in consents]
+
+
+async def _actions(session: AsyncSession, plan_id: uuid.UUID) -> list[Action]:
+    rows = await session.execute(
+        select(Action).where(Action.plan_id == plan_id).order_by(Action.proposed_at, Action.id)  # type: ignore[arg-type]
+    )
+    return list(rows.scalars())
+
+
+async def detail(session: AsyncSession, vp: VisiblePlan) -> PlanPublic:
+    plan = vp.plan
+    now = datetime.now(UTC)
+    participants = await _participants(session, plan.id)
+    orgs = await _organisations(session, {p.organisation_id for p in participants if p.organisation_id})
+    consents = await _consents(session, plan.id)
+    needs = list(
+        (
+            await session.execute(select(Need).where(Need.plan_id == plan.id).order_by(col(Need.created_at)))
+        ).scalars()
+    )
+    goals = list(
+        (
+            await session.execute(select(Goal).where(Goal.plan_id == plan.id).order_by(col(Goal.created_at)))
+        ).scalars()
+    )
+    actions = await _actions(session, plan.id)
+    return PlanPublic(
+        **plan.model_dump(exclude={"legal_basis"}),
+        legal_basis=list(plan.legal_basis),
+        participants=[
+            ParticipantPublic(
+                **p.model_dump(),
+                organisation_name=orgs[p.organisation_id].name if p.organisation_id in orgs else None,
+                organisation_kind=orgs[p.organisation_id].kind.value if p.organisation_id in orgs else None,
+            )
+            for p in participants
+        ],
+        consents=[
+            ConsentPublic(
+                **c.model_dump(),
+                scope_organisation_ids=scope,
+                active=plan_rules.consent_is_active(c, now),
+            )
+            for c, scope in consents
+        ],
+        needs=[NeedPublic.model_validate(n, from_attributes=True) for n in needs],
+        goals=[GoalPublic.model_validate(g, from_attributes=True) for g in goals],
+        actions=[ActionPublic.model_validate(a, from_attributes=True) for a in actions],
+        disputed_action_count=sum(1 for a in actions if a.status == ActionStatus.disputed),
+    )
+
+
+async def read(session: AsyncSession, p: Principal, plan_id: uuid.UUID) -> PlanPublic:
+    vp = await access.load_plan(session, p, plan_id)
+    audit.record(session, p, "plan.read", "plan", plan_id, client_id=vp.plan.client_id)
+    return await detail(session, vp)
+
+
+async def list_plans(
+    session: AsyncSession,
+    p: Principal,
+    *,
+    limit: int,
+    cursor: str | None,
+    client_id: uuid.UUID | None,
+    status: PlanStatus | None,
+) -> tuple[list[Plan], str | None]:
+    from app.services.pagination import keyset_page
+
+    stmt = access.visible_plans_query(p)
+    if client_id is not None:
+        stmt = stmt.where(Plan.client_id == client_id)
+    if status is not None:
+        stmt = stmt.where(Plan.status == status)
+    rows, next_cursor = await keyset_page(
+        session,
+        stmt,
+        [Plan.created_at, Plan.id],
+        limit=limit,
+        cursor=cursor,
+        key=lambda pl: (pl.created_at.isoformat(), pl.id),
+        parse=(datetime.fromisoformat, uuid.UUID),
+    )
+    for plan in rows:
+        audit.record(session, p, "plan.list", "plan", plan.id, client_id=plan.client_id)
+    return rows, next_cursor
+
+
+async def versions(session: AsyncSession, p: Principal, plan_id: uuid.UUID) -> list[PlanVersion]:
+    vp = await access.load_plan(session, p, plan_id)
+    audit.record(session, p, "plan.versions.read", "plan", plan_id, client_id=vp.plan.client_id)
+    rows = await session.execute(
+        select(PlanVersion).where(PlanVersion.plan_id == plan_id).order_by(PlanVersion.version)  # type: ignore[arg-type]
+    )
+    return list(rows.scalars())
+
+
+async def version(session: AsyncSession, p: Principal, plan_id: uuid.UUID, number: int) -> PlanVersion:
+    vp = await access.load_plan(session, p, plan_id)
+    row = (
+        await session.execute(
+            select(PlanVersion).where(PlanVersion.plan_id == plan_id, PlanVersion.version == number)
+        )
+    ).scalar_one_or_none()
+    if row is None:
+        raise NotFound(f"the plan has no version {number}")
+    audit.record(session, p, "plan.version.read", "plan", plan_id, client_id=vp.plan.client_id)
+    return row
+
+
+# ---- the one way to change a plan ----------------------------------------------------------
+
+
+async def _load_for_change(
+    session: AsyncSession, p: Principal, plan_id: uuid.UUID, if_match: int | None
+) -> VisiblePlan:
+    vp = await access.load_plan(session, p, plan_id)
+    policies.require(policies.may_author(p))
+    _check_version(vp, if_match)
+    return vp
+
+
+def _check_version(vp: VisiblePlan, if_match: int | None) -> None:
+    if if_match is not None and if_match != vp.plan.version:
+        raise PreconditionFailed(
+            f"the plan is at version {vp.plan.version}, not {if_match}; reload it and apply your change again",
+            extra={"current_version": vp.plan.version},
+        )
+
+
+async def _commit_change(
+    session: AsyncSession,
+    vp: VisiblePlan,
+    change: str,
+    summary: dict[str, Any],
+    *,
+    expected_version: int | None,
+    object_type: str = "plan",
+    object_id: uuid.UUID | None = None,
+) -> PlanPublic:
+    """Bump the version (only from `expected_version` when given), snapshot, audit."""
+    plan, p = vp.plan, vp.principal
+    now = utcnow()
+    await session.flush()
+    stmt = update(Plan).where(Plan.id == plan.id)  # type: ignore[arg-type]
+    if expected_version is not None:
+        stmt = stmt.where(Plan.version == expected_version)  # type: ignore[arg-type]
+    new_version = (
+        await session.execute(
+            stmt.values(version=col(Plan.version) + 1, updated_at=now).returning(col(Plan.version))
+        )
+    ).scalar_one_or_none()
+    if new_version is None:
+        # Someone else's change to the same version committed first.
+        raise PreconditionFailed(
+            "the plan was changed by someone else; reload it and apply your change again"
+        )
+    plan.version = new_version
+    plan.updated_at = now
+    snapshot = await detail(session, vp)
+    session.add(
+        PlanVersion(
+            plan_id=plan.id,
+            version=new_version,
+            change=change,
+            summary=to_jsonable_python(summary),
+            snapshot=snapshot.model_dump(mode="json"),
+            changed_by=p.subject,
+            changed_by_name=p.name,
+            changed_by_organisation_id=p.organisation_id,
+            changed_at=now,
+        )
+    )
+    await session.flush()
+    audit.record(session, p, change, object_type, object_id or plan.id, client_id=plan.client_id)
+    return snapshot
+
+
+# ---- create and update ---------------------------------------------------------------------
+
+
+def _participant_kind_for(org: Organisation) -> ParticipantKind:
+    return ParticipantKind.huvudman if org.kind.is_huvudman else ParticipantKind.other
+
+
+async def create(session: AsyncSession, p: Principal, data: PlanCreate) -> PlanPublic:
+    policies.require(policies.may_author(p))
+    try:
+        visible_client = await access.load_client(session, p, data.client_id)
+    except NotFound:
+        raise _field_error("client_id", "no such client is known to your organisation") from None
+    await clients.link(session, p, visible_client.client)
+    initiator = await _organisation(session, p.organisation_id, "initiating organisation")
+    if data.overall_responsible_organisation_id not in (None, initiator.id):
+        # Only a participating huvudman may hold it, and at creation the initiator is the only participant.
+        raise _field_error(
+            "overall_responsible_organisation_id",
+            "add the organisation as a participating huvudman first, then set the overall responsibility",
+        )
+    if data.overall_responsible_organisation_id is not None and not initiator.kind.is_huvudman:
+        raise _field_error(
+            "overall_responsible_organisation_id",
+            "the overall responsibility must be held by a kommun or region",
+        )
+    plan = Plan(
+        client_id=data.client_id,
+        title=data.title,
+        legal_basis=[b.strip() for b in data.legal_basis],
+        initiating_organisation_id=p.organisation_id,
+        created_by=p.subject,
+        overall_responsible_organisation_id=data.overall_responsible_organisation_id,
+        follow_up_date=data.follow_up_date,
+        client_participated=data.client_participated,
+        version=0,
+    )
+    session.add(plan)
+    session.add(
+        PlanParticipant(
+            plan_id=plan.id,
+            kind=_participant_kind_for(initiator),
+            organisation_id=initiator.id,
+            added_by_organisation_id=initiator.id,
+        )
+    )
+    await session.flush()
+    vp = VisiblePlan(plan, p, access._TOKEN)  # just created by the caller's organisation
+    return await _commit_change(session, vp, "plan.create", {"title": plan.title}, expected_version=0)
+
+
+async def patch(
+    session: AsyncSession, p: Principal, plan_id: uuid.UUID, data: PlanUpdate, if_match: int
+) -> PlanPublic:
+    vp = await _load_for_change(session, p, plan_id, if_match)
+    plan = vp.plan
+    _require_open(plan)
+    changes = data.model_dump(exclude_unset=True)
+    if not changes:
+        raise _field_error("body", "nothing to change")
+    for key in ("title", "client_participated", "relatives_objection"):
+        if key in changes and changes[key] is None:
+            raise _field_error(key, "may not be null")
+    if "legal_basis" in changes:
+        basis = changes["legal_basis"] or []
+        if any(not b.strip() or len(b) > 200 for b in basis):
+            raise _field_error("legal_basis", "each entry must be 1 to 200 characters")
+        changes["legal_basis"] = [b.strip() for b in basis]
+    if changes.get("overall_responsible_organisation_id") is not None:
+        await _check_overall_responsible(session, plan, changes["overall_responsible_organisation_id"])
+    if plan.status == PlanStatus.active:
+        # An active plan keeps what activation required.
+        for key in ("follow_up_date", "overall_responsible_organisation_id"):
+            if key in changes and changes[key] is None:
+                raise _field_error(key, "an active plan must keep this")
+    for key, value in changes.items():
+        setattr(plan, key, value)
+    return await _commit_change(session, vp, "plan.update", changes, expected_version=if_match)
+
+
+async def _check_overall_responsible(session: AsyncSession, plan: Plan, organisation_id: uuid.UUID) -> None:
+    org = await _organisation(session, organisation_id, "overall_responsible_organisation_id")
+    if not org.kind.is_huvudman:
+        raise _field_error(
+            "overall_responsible_organisation_id",
+            "the overall responsibility must be held by a kommun or region",
+        )
+    participant = await session.scalar(
+        select(PlanParticipant.id).where(
+            PlanParticipant.plan_id == plan.id,
+            PlanParticipant.organisation_id == organisation_id,
+            PlanParticipant.kind == ParticipantKind.huvudman,
+        )
+    )
+    if participant is None:
+        raise _field_error(
+            "overall_responsible_organisation_id",
+            "the organisation does not take part in the plan as huvudman",
+        )
+
+
+# ---- participants --------------------------------------------------------------------------
+
+
+async def add_participant(
+    session: AsyncSession, p: Principal, plan_id: uuid.UUID, data: ParticipantCreate, if_match: int | None
+) -> tuple[PlanPublic, uuid.UUID]:
+    vp = await _load_for_change(session, p, plan_id, if_match)
+    plan = vp.plan
+    _require_open(plan)
+    participant = PlanParticipant(
+        plan_id=plan.id,
+        kind=data.kind,
+        name=data.name,
+        relation=data.relation,
+        added_by_organisation_id=p.organisation_id,
+    )
+    if data.organisation_id is not None:
+        org = await _organisation(session, data.organisation_id, "organisation_id")
+        if data.kind == ParticipantKind.huvudman and not org.kind.is_huvudman:
+            raise _field_error(
+                "kind", f"a {org.kind.value} organisation takes part as 'other', not as huvudman"
+            )
+        if data.kind == ParticipantKind.other and org.kind.is_huvudman:
+            raise _field_error("kind", f"a {org.kind.value} takes part as huvudman")
+        existing = await session.scalar(
+            select(PlanParticipant.id).where(
+                PlanParticipant.plan_id == plan.id, PlanParticipant.organisation_id == org.id
+            )
+        )
+        if existing is not None:
+            raise Conflict(
+                "the organisation already takes part in the plan", extra={"participant_id": str(existing)}
+            )
+        if data.unit_id is not None:
+            async with system_scope(session):  # units belong to the invited organisation
+                unit = await session.get(Unit, data.unit_id)
+            if unit is None or unit.organisation_id != org.id:
+                raise _field_error("unit_id", "no such unit in that organisation")
+        participant.organisation_id = org.id
+        participant.unit_id = data.unit_id
+    elif data.kind == ParticipantKind.client:
+        existing = await session.scalar(
+            select(PlanParticipant.id).where(
+                PlanParticipant.plan_id == plan.id, PlanParticipant.kind == ParticipantKind.client
+            )
+        )
+        if existing is not None:
+            raise Conflict("the client already takes part in the plan")
+    elif data.kind == ParticipantKind.narstaende and plan.relatives_objection:
+        raise RuleViolation(
+            "a närstående cannot be added while the client objects",
+            errors=[
+                {"rule": "relatives_objection", "message": "the client objects to närstående taking part"}
+            ],
+        )
+    session.add(participant)
+    summary = {"kind": data.kind, "organisation_id": data.organisation_id}
+    snapshot = await _commit_change(
+        session, vp, "plan.participant.add", summary, expected_version=if_match,
+        object_type="plan_participant", object_id=participant.id,
+    )  # fmt: skip
+    return snapshot, participant.id
+
+
+# ---- consent -------------------------------------------------------------------------------
+
+
+async def add_consent(
+    session: AsyncSession, p: Principal, plan_id: uuid.UUID, data: ConsentCreate, if_match: int | None
+) -> tuple[PlanPublic, uuid.UUID]:
+    vp = await _load_for_change(session, p, plan_id, if_match)
+    plan = vp.plan
+    _require_open(plan)
+    now = utcnow()
+    if data.given_at > now + _CONSENT_CLOCK_SKEW:
+        raise _field_error("given_at", "consent cannot be given in the future")
+    if data.valid_until is not None and data.valid_until < now.date():
+        raise _field_error("valid_until", "the consent would already have expired")
+    scope = set(data.scope_organisation_ids)
+    known = await _organisations(session, scope)
+    unknown = sorted(str(o) for o in scope - known.keys())
+    if unknown:
+        raise UnprocessableEntity(
+            "the consent names organisations that do not exist",
+            errors=[
+                {"field": "scope_organisation_ids", "message": f"unknown organisation {o}"} for o in unknown
+            ],
+        )
+    consent = Consent(
+        plan_id=plan.id,
+        given_at=data.given_at,
+        obtained_by=data.obtained_by,
+        method=data.method,
+        valid_until=data.valid_until,
+        recorded_by_organisation_id=p.organisation_id,
+    )
+    session.add(consent)
+    await session.flush()
+    for organisation_id in sorted(scope, key=str):
+        session.add(ConsentScope(consent_id=consent.id, plan_id=plan.id, organisation_id=organisation_id))
+    summary = {"consent_id": consent.id, "scope_organisation_ids": sorted(scope, key=str)}
+    snapshot = await _commit_change(
+        session, vp, "plan.consent.give", summary, expected_version=if_match,
+        object_type="consent", object_id=consent.id,
+    )  # fmt: skip
+    return snapshot, consent.id
+
+
+async def withdraw_consent(
+    session: AsyncSession,
+    p: Principal,
+    plan_id: uuid.UUID,
+    consent_id: uuid.UUID,
+    data: ConsentWithdraw,
+    if_match: int | None,
+) -> PlanPublic:
+    vp = await _load_for_change(session, p, plan_id, if_match)
+    plan = vp.plan
+    consent = await session.get(Consent, consent_id)
+    if consent is None or consent.plan_id != plan.id:
+        raise NotFound("no such consent on this plan")
+    if consent.withdrawn_at is not None:
+        raise Conflict("the consent is already withdrawn")
+    now = utcnow()
+    # Withdrawal can remove the caller's own access mid-change; the caller's right was checked
+    # above, so finish the change outside the tenant scope.
+    async with system_scope(session):
+        consent.withdrawn_at = now
+        consent.withdrawn_reason = data.reason
+        consent.withdrawn_by_organisation_id = p.organisation_id
+        await session.flush()
+        still_active = [
+            c for c, _ in await _consents(session, plan.id) if plan_rules.consent_is_active(c, now)
+        ]
+        paused = plan.status == PlanStatus.active and not still_active
+        if paused:
+            plan.status = PlanStatus.paused
+        summary = {"consent_id": consent_id, "reason": data.reason, "plan_paused": paused}
+        return await _commit_change(
+            session, vp, "plan.consent.withdraw", summary, expected_version=if_match,
+            object_type="consent", object_id=consent_id,
+        )  # fmt: skip
+
+
+# ---- needs and goals -----------------------------------------------------------------------
+
+
+async def add_need(
+    session: AsyncSession, p: Principal, plan_id: uuid.UUID, data: NeedCreate, if_match: int | None
+) -> tuple[PlanPublic, uuid.UUID]:
+    vp = await _load_for_change(session, p, plan_id, if_match)
+    _require_open(vp.plan)
+    need = Need(plan_id=plan_id, description=data.description, created_by_organisation_id=p.organisation_id)
+    session.add(need)
+    snapshot = await _commit_change(
+        session, vp, "plan.need.add", {"need_id": need.id}, expected_version=if_match,
+        object_type="plan_need", object_id=need.id,
+    )  # fmt: skip
+    return snapshot, need.id
+
+
+async def update_need(
+    session: AsyncSession,
+    p: Principal,
+    plan_id: uuid.UUID,
+    need_id: uuid.UUID,
+    data: NeedUpdate,
+    if_match: int | None,
+) -> PlanPublic:
+    vp = await _load_for_change(session, p, plan_id, if_match)
+    _require_open(vp.plan)
+    need = await session.get(Need, need_id)
+    if need is None or need.plan_id != plan_id:
+        raise NotFound("no such need on this plan")
+    changes = data.model_dump(exclude_unset=True)
+    if not changes or changes.get("description") is None:
+        raise _field_error("description", "give a new description")
+    need.description = changes["description"]
+    return await _commit_change(
+        session,
+        vp,
+        "plan.need.update",
+        changes,
+        expected_version=if_match,
+        object_type="plan_need",
+        object_id=need_id,
+    )
+
+
+async def _check_need(session: AsyncSession, plan_id: uuid.UUID, need_id: uuid.UUID | None) -> None:
+    if need_id is None:
+        return
+    need = await session.get(Need, need_id)
+    if need is None or need.plan_id != plan_id:
+        raise _field_error("need_id", "no such need on this plan")
+
+
+async def add_goal(
+    session: AsyncSession, p: Principal, plan_id: uuid.UUID, data: GoalCreate, if_match: int | None
+) -> tuple[PlanPublic, uuid.UUID]:
+    vp = await _load_for_change(session, p, plan_id, if_match)
+    _require_open(vp.plan)
+    await _check_need(session, plan_id, data.need_id)
+    goal = Goal(
+        plan_id=plan_id,
+        need_id=data.need_id,
+        description=data.description,
+        target_date=data.target_date,
+        created_by_organisation_id=p.organisation_id,
+    )
+    session.add(goal)
+    snapshot = await _commit_change(
+        session, vp, "plan.goal.add", {"goal_id": goal.id}, expected_version=if_match,
+        object_type="plan_goal", object_id=goal.id,
+    )  # fmt: skip
+    return snapshot, goal.id
+
+
+async def update_goal(
+    session: AsyncSession,
+    p: Principal,
+    plan_id: uuid.UUID,
+    goal_id: uuid.UUID,
+    data: GoalUpdate,
+    if_match: int | None,
+) -> PlanPublic:
+    vp = await _load_for_change(session, p, plan_id, if_match)
+    _require_open(vp.plan)
+    goal = await session.get(Goal, goal_id)
+    if goal is None or goal.plan_id != plan_id:
+        raise NotFound("no such goal on this plan")
+    changes = data.model_dump(exclude_unset=True)
+    if not changes:
+        raise _field_error("body", "nothing to change")
+    if "description" in changes and changes["description"] is None:
+        raise _field_error("description", "may not be null")
+    if "need_id" in changes:
+        await _check_need(session, plan_id, changes["need_id"])
+    for key, value in changes.items():
+        setattr(goal, key, value)
+    return await _commit_change(
+        session,
+        vp,
+        "plan.goal.update",
+        changes,
+        expected_version=if_match,
+        object_type="plan_goal",
+        object_id=goal_id,
+    )
+
+
+# ---- actions -------------------------------------------------------------------------------
+
+
+async def _check_responsible(session: AsyncSession, plan_id: uuid.UUID, organisation_id: uuid.UUID) -> None:
+    await _organisation(session, organisation_id, "responsible_organisation_id")
+    participant = await session.scalar(
+        select(PlanParticipant.id).where(
+            PlanParticipant.plan_id == plan_id,
+            PlanParticipant.organisation_id == organisation_id,
+            col(PlanParticipant.kind).in_(access.ORG_PARTICIPANT_KINDS),
+        )
+    )
+    if participant is None:
+        raise RuleViolation(
+            "the responsible organisation must take part in the plan",
+            errors=[
+                {
+                    "field": "responsible_organisation_id",
+                    "rule": "action_responsible",
+                    "message": "the organisation does not take part in the plan",
+                }
+            ],
+        )
+
+
+async def _check_goal(session: AsyncSession, plan_id: uuid.UUID, goal_id: uuid.UUID | None) -> None:
+    if goal_id is None:
+        return
+    goal = await session.get(Goal, goal_id)
+    if goal is None or goal.plan_id != plan_id:
+        raise _field_error("goal_id", "no such goal on this plan")
+
+
+async def add_action(
+    session: AsyncSession, p: Principal, plan_id: uuid.UUID, data: ActionCreate, if_match: int | None
+) -> tuple[PlanPublic, uuid.UUID]:
+    vp = await _load_for_change(session, p, plan_id, if_match)
+    _require_open(vp.plan)
+    await _check_responsible(session, plan_id, data.responsible_organisation_id)
+    await _check_goal(session, plan_id, data.goal_id)
+    own = data.responsible_organisation_id == p.organisation_id
+    now = utcnow()
+    action = Action(
+        plan_id=plan_id,
+        goal_id=data.goal_id,
+        description=data.description,
+        responsible_organisation_id=data.responsible_organisation_id,
+        phase=data.phase,
+        start_date=data.start_date,
+        end_date=data.end_date,
+        # An organisation taking on its own action has accepted it; anyone else's starts proposed.
+        status=ActionStatus.accepted if own else ActionStatus.proposed,
+        proposed_by_organisation_id=p.organisation_id,
+        proposed_at=now,
+        decided_at=now if own else None,
+        decided_by=p.subject if own else None,
+    )
+    session.add(action)
+    change = "plan.action.add" if own else "plan.action.propose"
+    snapshot = await _commit_change(
+        session, vp, change,
+        {"action_id": action.id, "responsible_organisation_id": data.responsible_organisation_id},
+        expected_version=if_match, object_type="plan_action", object_id=action.id,
+    )  # fmt: skip
+    return snapshot, action.id
+
+
+async def _action(session: AsyncSession, plan_id: uuid.UUID, action_id: uuid.UUID) -> Action:
+    action = await session.get(Action, action_id)
+    if action is None or action.plan_id != plan_id:
+        raise NotFound("no such action on this plan")
+    return action
+
+
+async def accept_action(
+    session: AsyncSession, p: Principal, plan_id: uuid.UUID, action_id: uuid.UUID, if_match: int | None
+) -> PlanPublic:
+    vp = await access.load_plan(session, p, plan_id)
+    action = await _action(session, plan_id, action_id)
+    policies.require(policies.may_decide_action(p, action.responsible_organisation_id))
+    _check_version(vp, if_match)
+    _require_open(vp.plan)
+    if action.status not in (ActionStatus.proposed, ActionStatus.disputed):
+        raise Conflict(
+            f"the action is {action.status.value}; only a proposed or disputed action can be accepted"
+        )
+    action.status = ActionStatus.accepted
+    action.dispute_reason = None
+    action.decided_at = action.updated_at = utcnow()
+    action.decided_by = p.subject
+    return await _commit_change(
+        session, vp, "plan.action.accept", {"action_id": action_id}, expected_version=if_match,
+        object_type="plan_action", object_id=action_id,
+    )  # fmt: skip
+
+
+async def dispute_action(
+    session: AsyncSession,
+    p: Principal,
+    plan_id: uuid.UUID,
+    action_id: uuid.UUID,
+    data: ActionDispute,
+    if_match: int | None,
+) -> PlanPublic:
+    vp = await access.load_plan(session, p, plan_id)
+    action = await _action(session, plan_id, action_id)
+    policies.require(policies.may_decide_action(p, action.responsible_organisation_id))
+    _check_version(vp, if_match)
+    _require_open(vp.plan)
+    if action.status != ActionStatus.proposed:
+        raise Conflict(f"the action is {action.status.value}; only a proposed action can be disputed")
+    action.status = ActionStatus.disputed
+    action.dispute_reason = data.reason
+    action.decided_at = action.updated_at = utcnow()
+    action.decided_by = p.subject
+    return await _commit_change(
+        session, vp, "plan.action.dispute", {"action_id": action_id, "reason": data.reason},
+        expected_version=if_match, object_type="plan_action", object_id=action_id,
+    )  # fmt: skip
+
+
+_CONTENT_FIELDS = ("description", "responsible_organisation_id", "phase", "goal_id", "start_date", "end_date")
+# Who may move an action to which status, from which.
+_STATUS_MOVES: dict[ActionStatus, frozenset[ActionStatus]] = {
+    ActionStatus.started: frozenset({ActionStatus.accepted}),
+    ActionStatus.completed: frozenset({ActionStatus.accepted, ActionStatus.started}),
+    ActionStatus.cancelled: frozenset(
+        {ActionStatus.proposed, ActionStatus.disputed, ActionStatus.accepted, ActionStatus.started}
+    ),
+}
+
+
+async def update_action(
+    session: AsyncSession,
+    p: Principal,
+    plan_id: uuid.UUID,
+    action_id: uuid.UUID,
+    data: ActionUpdate,
+    if_match: int | None,
+) -> PlanPublic:
+    vp = await _load_for_change(session, p, plan_id, if_match)
+    _require_open(vp.plan)
+    action = await _action(session, plan_id, action_id)
+    changes = data.model_dump(exclude_unset=True)
+    if not changes:
+        raise _field_error("body", "nothing to change")
+    if action.status in (ActionStatus.completed, ActionStatus.cancelled):
+        raise Conflict(f"the action is {action.status.value} and can no longer change")
+    new_status = changes.pop("status", None)
+    if new_status is not None:
+        new_status = ActionStatus(new_status)
+        if new_status not in _STATUS_MOVES:
+            raise _field_error(
+                "status", "use the accept and dispute calls, or set started, completed or cancelled"
+            )
+        if action.status not in _STATUS_MOVES[new_status]:
+            raise Conflict(f"an action that is {action.status.value} cannot become {new_status.value}")
+        owners = {action.responsible_organisation_id}
+        if new_status == ActionStatus.cancelled:
+            owners.add(action.proposed_by_organisation_id)
+        if p.organisation_id not in owners:
+            raise Forbidden("only the responsible organisation may change the action's status")
+    for key in ("description", "responsible_organisation_id"):
+        if key in changes and changes[key] is None:
+            raise _field_error(key, "may not be null")
+    if changes.get("responsible_organisation_id") is not None:
+        await _check_responsible(session, plan_id, changes["responsible_organisation_id"])
+    if "goal_id" in changes:
+        await _check_goal(session, plan_id, changes["goal_id"])
+    start = changes.get("start_date", action.start_date)
+    end = changes.get("end_date", action.end_date)
+    if start and end and end < start:
+        raise _field_error("end_date", "end_date is before start_date")
+    content_changed = any(k in changes and changes[k] != getattr(action, k) for k in _CONTENT_FIELDS)
+    for key, value in changes.items():
+        setattr(action, key, value)
+    now = utcnow()
+    if content_changed and new_status is None:
+        # What was agreed changed: the responsible organisation must accept it again, unless it is
+        # the one making the change.
+        if action.responsible_organisation_id == p.organisation_id:
+            if action.status in (ActionStatus.proposed, ActionStatus.disputed):
+                action.status, action.decided_at, action.decided_by = ActionStatus.accepted, now, p.subject
+        elif action.status != ActionStatus.started:
+            action.status, action.decided_at, action.decided_by = ActionStatus.proposed, None, None
+        action.dispute_reason = None if action.status != ActionStatus.disputed else action.dispute_reason
+    if new_status is not None:
+        action.status = new_status
+    action.updated_at = now
+    summary = {**changes, **({"status": new_status} if new_status else {}), "action_id": action_id}
+    return await _commit_change(
+        session, vp, "plan.action.update", summary, expected_version=if_match,
+        object_type="plan_action", object_id=action_id,
+    )  # fmt: skip
+
+
+# ---- life cycle ----------------------------------------------------------------------------
+
+
+async def activation_problems(session: AsyncSession, plan: Plan) -> list[plan_rules.UnmetRule]:
+    participants = await _participants(session, plan.id)
+    orgs = await _organisations(session, {p.organisation_id for p in participants if p.organisation_id})
+    return plan_rules.activation_problems(
+        plan,
+        participants,
+        {o.id: o.kind for o in orgs.values()},
+        await _actions(session, plan.id),
+        [c for c, _ in await _consents(session, plan.id)],
+        utcnow(),
+    )
+
+
+async def transition(
+    session: AsyncSession, p: Principal, plan_id: uuid.UUID, data: TransitionRequest, if_match: int
+) -> PlanPublic:
+    vp = await _load_for_change(session, p, plan_id, if_match)
+    plan = vp.plan
+    if not plan_rules.transition_allowed(plan.status, data.to):
+        allowed = sorted(t.value for t in plan_rules.TRANSITIONS[plan.status])
+        raise RuleViolation(
+            f"a {plan.status.value} plan cannot become {data.to.value}",
+            errors=[
+                {
+                    "rule": "transition",
+                    "message": f"from {plan.status.value} the plan can become: {', '.join(allowed) or 'nothing'}",
+                }
+            ],
+        )
+    now = utcnow()
+    if data.to == TransitionTarget.active:
+        problems = await activation_problems(session, plan)
+        if problems:
+            raise RuleViolation(
+                f"the plan cannot be activated: {len(problems)} rule(s) not met",
+                errors=[u.as_error() for u in problems],
+            )
+        plan.status = PlanStatus.active
+        plan.activated_at = plan.activated_at or now
+    elif data.to == TransitionTarget.paused:
+        plan.status = PlanStatus.paused
+    elif data.to == TransitionTarget.closed:
+        plan.status, plan.closed_at = PlanStatus.closed, now
+    else:
+        plan.status, plan.cancelled_at = PlanStatus.cancelled, now
+    change = {
+        TransitionTarget.active: "plan.activate",
+        TransitionTarget.paused: "plan.pause",
+        TransitionTarget.closed: "plan.close",
+        TransitionTarget.cancelled: "plan.cancel",
+    }[data.to]
+    return await _commit_change(
+        session, vp, change, {"to": data.to, "reason": data.reason}, expected_version=if_match
+    )
