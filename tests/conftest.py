@@ -59,6 +59,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 class TestDatabase:
     """Where the tests' schema lives, and how to make more databases like it."""
 
+    __test__ = False  # not a test class, despite the name
+
     backend: str
     app_url: str  # the service's (non-owner) connection
     owner_url: str  # the migration owner's connection
@@ -84,7 +86,9 @@ def _pg_url(database: str, user: str = "postgres") -> str:
 async def _pg_admin(statements: list[str]) -> None:
     import asyncpg
 
-    conn = await asyncpg.connect(host=PG_HOST, port=int(PG_PORT), user="postgres", database="postgres", timeout=5)
+    conn = await asyncpg.connect(
+        host=PG_HOST, port=int(PG_PORT), user="postgres", database="postgres", timeout=5
+    )
     try:
         for sql in statements:
             await conn.execute(sql)
@@ -244,7 +248,9 @@ def dev_issuer(app: FastAPI) -> DevIssuer:
 def token(dev_issuer: DevIssuer, orgs: dict[str, OrgRef]) -> TokenFactory:
     """token("sthlm-stad", "handlaggare", subject=..., county=...)"""
 
-    def make(org_key: str, *roles: str, subject: str | None = None, county: str | None = None, **kw: object) -> str:
+    def make(
+        org_key: str, *roles: str, subject: str | None = None, county: str | None = None, **kw: object
+    ) -> str:
         org = orgs[org_key]
         return dev_issuer.mint(
             org_number=org.org_number,

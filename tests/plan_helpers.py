@@ -39,7 +39,9 @@ class PlanDriver:
         assert r.status_code in (200, 201), r.text
         return dict(r.json())
 
-    async def create_plan(self, org: str = "sthlm-stad", client_id: str | None = None, **fields: Any) -> dict[str, Any]:
+    async def create_plan(
+        self, org: str = "sthlm-stad", client_id: str | None = None, **fields: Any
+    ) -> dict[str, Any]:
         if client_id is None:
             client_id = (await self.register_client(org))["id"]
         body = {
@@ -56,18 +58,44 @@ class PlanDriver:
     async def get(self, plan_id: str, org: str = "sthlm-stad", role: str = "handlaggare") -> httpx.Response:
         return await self.client.get(f"/api/v1/plans/{plan_id}", headers=self.h(org, role))
 
-    async def post(self, plan_id: str, path: str, body: Any, org: str = "sthlm-stad", role: str = "handlaggare", **headers: str) -> httpx.Response:
-        return await self.client.post(f"/api/v1/plans/{plan_id}{path}", json=body, headers=self.h(org, role, **headers))
+    async def post(
+        self,
+        plan_id: str,
+        path: str,
+        body: Any,
+        org: str = "sthlm-stad",
+        role: str = "handlaggare",
+        **headers: str,
+    ) -> httpx.Response:
+        return await self.client.post(
+            f"/api/v1/plans/{plan_id}{path}", json=body, headers=self.h(org, role, **headers)
+        )
 
-    async def patch(self, plan_id: str, path: str, body: Any, org: str = "sthlm-stad", role: str = "handlaggare", **headers: str) -> httpx.Response:
-        return await self.client.patch(f"/api/v1/plans/{plan_id}{path}", json=body, headers=self.h(org, role, **headers))
+    async def patch(
+        self,
+        plan_id: str,
+        path: str,
+        body: Any,
+        org: str = "sthlm-stad",
+        role: str = "handlaggare",
+        **headers: str,
+    ) -> httpx.Response:
+        return await self.client.patch(
+            f"/api/v1/plans/{plan_id}{path}", json=body, headers=self.h(org, role, **headers)
+        )
 
-    async def add_participant(self, plan_id: str, org_key: str, kind: str = "huvudman", by: str = "sthlm-stad") -> dict[str, Any]:
-        r = await self.post(plan_id, "/participants", {"organisation_id": str(self.orgs[org_key].id), "kind": kind}, org=by)
+    async def add_participant(
+        self, plan_id: str, org_key: str, kind: str = "huvudman", by: str = "sthlm-stad"
+    ) -> dict[str, Any]:
+        r = await self.post(
+            plan_id, "/participants", {"organisation_id": str(self.orgs[org_key].id), "kind": kind}, org=by
+        )
         assert r.status_code == 201, r.text
         return dict(r.json())
 
-    async def add_consent(self, plan_id: str, scope: list[str], by: str = "sthlm-stad", **fields: Any) -> dict[str, Any]:
+    async def add_consent(
+        self, plan_id: str, scope: list[str], by: str = "sthlm-stad", **fields: Any
+    ) -> dict[str, Any]:
         body = {
             "given_at": datetime.now(UTC).isoformat(),
             "obtained_by": "Hanna Handläggare",
@@ -79,14 +107,22 @@ class PlanDriver:
         assert r.status_code == 201, r.text
         return dict(r.json())
 
-    async def add_action(self, plan_id: str, responsible: str, by: str = "sthlm-stad", **fields: Any) -> tuple[dict[str, Any], str]:
-        body = {"description": fields.pop("description", "Insats"), "responsible_organisation_id": str(self.orgs[responsible].id), **fields}
+    async def add_action(
+        self, plan_id: str, responsible: str, by: str = "sthlm-stad", **fields: Any
+    ) -> tuple[dict[str, Any], str]:
+        body = {
+            "description": fields.pop("description", "Insats"),
+            "responsible_organisation_id": str(self.orgs[responsible].id),
+            **fields,
+        }
         r = await self.post(plan_id, "/actions", body, org=by)
         assert r.status_code == 201, r.text
         plan = dict(r.json())
         return plan, r.headers["location"].rsplit("/", 1)[-1]
 
-    async def transition(self, plan_id: str, to: str, version: int, org: str = "sthlm-stad") -> httpx.Response:
+    async def transition(
+        self, plan_id: str, to: str, version: int, org: str = "sthlm-stad"
+    ) -> httpx.Response:
         return await self.post(plan_id, "/transitions", {"to": to}, org=org, **{"If-Match": f'"{version}"'})
 
     async def ready_plan(self) -> dict[str, Any]:
@@ -96,7 +132,9 @@ class PlanDriver:
         await self.add_participant(pid, "region-sthlm")
         await self.add_consent(pid, ["sthlm-stad", "region-sthlm"])
         await self.add_action(pid, "sthlm-stad", description="Boendestöd", phase="eftervard")
-        _, action_id = await self.add_action(pid, "region-sthlm", description="Läkemedelsassisterad behandling")
+        _, action_id = await self.add_action(
+            pid, "region-sthlm", description="Läkemedelsassisterad behandling"
+        )
         r = await self.post(pid, f"/actions/{action_id}/accept", None, org="region-sthlm")
         assert r.status_code == 200, r.text
         return dict(r.json())

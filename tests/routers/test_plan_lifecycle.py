@@ -36,10 +36,14 @@ async def test_a_sip_from_draft_to_paused(drv: PlanDriver, orgs) -> None:
     assert (await drv.get(pid, org="sis")).status_code == 200
 
     # Actions: the kommun's own is accepted at once; the region's two start proposed.
-    plan, own = await drv.add_action(pid, "sthlm-stad", description="Boendestöd i eftervården", phase="eftervard")
+    plan, own = await drv.add_action(
+        pid, "sthlm-stad", description="Boendestöd i eftervården", phase="eftervard"
+    )
     plan, medical = await drv.add_action(pid, "region-sthlm", description="Substitutionsbehandling")
     plan, housing = await drv.add_action(pid, "region-sthlm", description="Bostad med särskild service")
-    plan, sis_action = await drv.add_action(pid, "sis", description="Utslussning från LVM-hemmet", phase="lvm_vard")
+    plan, sis_action = await drv.add_action(
+        pid, "sis", description="Utslussning från LVM-hemmet", phase="lvm_vard"
+    )
     statuses = {a["id"]: a["status"] for a in plan["actions"]}
     assert statuses == {own: "accepted", medical: "proposed", housing: "proposed", sis_action: "proposed"}
 
@@ -48,7 +52,9 @@ async def test_a_sip_from_draft_to_paused(drv: PlanDriver, orgs) -> None:
     # The region accepts one and disputes the other with a reason.
     r = await drv.post(pid, f"/actions/{medical}/accept", None, org="region-sthlm")
     assert r.status_code == 200, r.text
-    r = await drv.post(pid, f"/actions/{housing}/dispute", {"reason": "Boende är socialtjänstens ansvar"}, org="region-sthlm")
+    r = await drv.post(
+        pid, f"/actions/{housing}/dispute", {"reason": "Boende är socialtjänstens ansvar"}, org="region-sthlm"
+    )
     assert r.status_code == 200, r.text
     # A dispute without a reason is refused.
     assert_problem(await drv.post(pid, f"/actions/{housing}/dispute", {}, org="region-sthlm"), 422)
