@@ -15,7 +15,7 @@ def drv(client: httpx.AsyncClient, auth, orgs) -> PlanDriver:
 
 
 async def test_a_sip_from_draft_to_paused(drv: PlanDriver, orgs) -> None:
-    kommun, region, sis = (str(orgs[k].id) for k in ("sthlm-stad", "region-sthlm", "sis"))
+    kommun, region = (str(orgs[k].id) for k in ("sthlm-stad", "region-sthlm"))
     # A kommun initiates, holding the overall responsibility.
     plan = await drv.create_plan(overall_responsible_organisation_id=kommun)
     pid = plan["id"]
