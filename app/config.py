@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.services.identifiers import InvalidIdentifier, normalise_org_number
+
 DEV_ISSUER = "urn:samplan:dev-issuer"
 DEFAULT_AUDIENCE = "samplan"
 DEFAULT_AUDIT_PEPPER = "dev-only-audit-pepper"
@@ -70,6 +72,14 @@ class Settings(BaseSettings):
 
     def check_safe_for_env(self) -> None:
         """Refuse unsafe combinations, with one line that says why."""
+        if self.operator_org_number:
+            try:
+                normalise_org_number(self.operator_org_number)
+            except InvalidIdentifier as exc:
+                # Checked here: otherwise every platform_admin request would fail at authentication.
+                raise ConfigError(
+                    f"refusing to start: SAMPLAN_OPERATOR_ORG_NUMBER is not valid ({exc})"
+                ) from None
         if self.env != "prod":
             return
         if self.dev_issuer_enabled:

@@ -18,13 +18,14 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import ORMExecuteState
 
 from app.auth.dev_issuer import DevIssuer
 from app.cli import migrate
 from app.config import Settings
-from app.db import SYSTEM, Database, make_engine
+from app.db import SYSTEM, TENANT_KEY, Database, _apply_context, make_engine
 from app.main import create_app
 from app.services.demo import DEMO_ORGS, load_demo
 
@@ -209,8 +210,16 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 async def session(database: Database) -> AsyncIterator[AsyncSession]:
-    """A system-scope session in the test's transaction, for arranging and inspecting rows."""
+    """A system-scope session in the test's transaction, for arranging and inspecting rows.
+
+    It shares the test's connection with the app, whose requests leave their own tenant context
+    on it; so the session's context is applied again before each of its statements."""
     async with database.session(SYSTEM) as s:
+
+        @event.listens_for(s.sync_session, "do_orm_execute")
+        def _reapply_context(state: ORMExecuteState) -> None:
+            _apply_context(state.session.connection(), state.session.info.get(TENANT_KEY, SYSTEM))
+
         yield s
 
 

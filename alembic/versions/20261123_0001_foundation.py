@@ -113,6 +113,8 @@ def upgrade() -> None:
         ms.create_app_role_and_grants()
         for table in ("unit", "app_user", "trusted_issuer", "audit_event", "audit_chain_head"):
             ms.enable_tenant_rls(table)
+        # Appending needs only SELECT, INSERT and UPDATE of an organisation's chain head.
+        op.execute(f"REVOKE DELETE, TRUNCATE ON audit_chain_head FROM {ms.app_role()}")
     ms.append_only("audit_event")
 
 

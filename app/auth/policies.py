@@ -65,3 +65,16 @@ def may_decide_action(p: Principal, responsible_organisation_id: uuid.UUID) -> D
     if responsible_organisation_id != p.organisation_id:
         return "only the responsible organisation may accept or dispute this action"
     return may_author(p)
+
+
+def works_through_assignments(p: Principal) -> bool:
+    """A samordnare without another reading role reaches clients through their assignments."""
+    return p.has(Role.samordnare) and not p.has(Role.handlaggare, Role.lasare, Role.system)
+
+
+def may_assign_coordinator(p: Principal) -> Decision:
+    return p.has(Role.handlaggare, Role.samordnare) or "only handlaggare and samordnare assign a samordnare"
+
+
+def may_read_worklist(p: Principal) -> Decision:
+    return p.has(Role.handlaggare, Role.samordnare) or "the worklist is for handlaggare and samordnare"
