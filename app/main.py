@@ -20,7 +20,7 @@ from app.auth.jwks import JwksCache
 from app.config import Settings, get_settings
 from app.db import Database
 from app.errors import PROBLEM_JSON, install_error_handlers, problem_response
-from app.routers import audit, clients, health, me, organisations, plans
+from app.routers import audit, care_chain, clients, health, me, organisations, plans, worklist
 
 access_log = logging.getLogger("samplan.access")
 
@@ -165,7 +165,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         me.router,
         organisations.router,
         clients.router,
+        care_chain.router,
         plans.router,
+        worklist.router,
         audit.router,
     ):
         app.include_router(router)

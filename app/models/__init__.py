@@ -1,6 +1,7 @@
 """All table models, imported here so Alembic and the app see one metadata."""
 
 from app.models.audit import AuditChainHead, AuditEvent
+from app.models.care_chain import CoordinatorAssignment, Episode
 from app.models.client import Client, ClientLink
 from app.models.idempotency import IdempotencyRecord
 from app.models.identity import Role, TrustedIssuer, User
@@ -24,6 +25,8 @@ __all__ = [
     "ClientLink",
     "Consent",
     "ConsentScope",
+    "CoordinatorAssignment",
+    "Episode",
     "Goal",
     "IdempotencyRecord",
     "Need",

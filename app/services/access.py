@@ -8,7 +8,8 @@ The rule, once in Python here and once as the PostgreSQL RLS functions `samplan_
   (as huvudman or other actor) and is named in an active consent of the plan;
 - a client is visible to an organisation that knows them (a client link) or sees one of their plans.
 
-Roles narrow this further: `rss`, `org_admin` and `auditor` never read plan content.
+Roles narrow this further: `rss`, `org_admin` and `auditor` never read plan content, and a
+samordnare (without another authoring role) reads only the plans of clients assigned to them today.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from sqlmodel import and_, col, or_, select
 from app.auth import policies
 from app.auth.principal import Principal
 from app.errors import NotFound
+from app.models.care_chain import CoordinatorAssignment, Episode
 from app.models.client import Client, ClientLink
 from app.models.plan import Consent, ConsentScope, ParticipantKind, Plan, PlanParticipant
 
@@ -60,6 +62,40 @@ def plan_visible_clause(organisation_id: uuid.UUID, today: date | None = None) -
         col(Plan.initiating_organisation_id) == organisation_id,
         and_(participates, consent_covers(col(Plan.id), organisation_id, today)),
     )
+
+
+def coordinator_clause(client_id: object, user_id: uuid.UUID, today: date) -> ColumnElement[bool]:
+    """The user is the client's samordnare today."""
+    return exists().where(
+        col(CoordinatorAssignment.client_id) == client_id,
+        col(CoordinatorAssignment.user_id) == user_id,
+        col(CoordinatorAssignment.start_date) <= today,
+        or_(col(CoordinatorAssignment.end_date).is_(None), col(CoordinatorAssignment.end_date) > today),
+    )
+
+
+def principal_plan_clause(p: Principal, today: date | None = None) -> ColumnElement[bool]:
+    """The organisation's rule, narrowed for a samordnare (who works through assignments only) to
+    the clients they are assigned to today: the assignment ends, the access ends."""
+    today = today or datetime.now(UTC).date()
+    org_rule = plan_visible_clause(p.organisation_id, today)
+    if policies.works_through_assignments(p):
+        return and_(org_rule, coordinator_clause(col(Plan.client_id), p.user_id, today))
+    return org_rule
+
+
+def episode_visible_clause(organisation_id: uuid.UUID) -> ColumnElement[bool]:
+    """Episodes are seen by the organisations named on them, and by those that see a plan of the
+    client under consent."""
+    named = or_(
+        col(Episode.recorded_by_organisation_id) == organisation_id,
+        col(Episode.organisation_id) == organisation_id,
+        col(Episode.responsible_kommun_id) == organisation_id,
+    )
+    via_plan = exists().where(
+        col(Plan.client_id) == col(Episode.client_id), plan_visible_clause(organisation_id)
+    )
+    return or_(named, via_plan)
 
 
 def client_visible_clause(organisation_id: uuid.UUID) -> ColumnElement[bool]:
@@ -101,7 +137,7 @@ async def load_plan(
     """The plan if the caller may read it; 404 otherwise, with no hint that it exists."""
     if policies.may_read_plans(p) is not True:
         raise NotFound("no such plan")
-    stmt = select(Plan).where(Plan.id == plan_id, plan_visible_clause(p.organisation_id))
+    stmt = select(Plan).where(Plan.id == plan_id, principal_plan_clause(p))
     if for_update:
         stmt = stmt.with_for_update()
     plan = (await session.execute(stmt.execution_options(populate_existing=True))).scalar_one_or_none()
@@ -115,7 +151,7 @@ def visible_plans_query(p: Principal):  # type: ignore[no-untyped-def]
     stmt = select(Plan)
     if policies.may_read_plans(p) is not True:
         return stmt.where(False)
-    return stmt.where(plan_visible_clause(p.organisation_id))
+    return stmt.where(principal_plan_clause(p))
 
 
 async def load_client(session: AsyncSession, p: Principal, client_id: uuid.UUID) -> VisibleClient:

@@ -44,7 +44,10 @@ def huvudman_participants(
     return {
         p.organisation_id: kinds[p.organisation_id]
         for p in participants
-        if p.kind == ParticipantKind.huvudman and p.organisation_id is not None and p.organisation_id in kinds
+        if p.kind == ParticipantKind.huvudman
+        and p.organisation_id is not None
+        and p.organisation_id in kinds
+        and kinds[p.organisation_id].is_huvudman  # only a kommun or a region is a huvudman
     }
 
 

@@ -1,0 +1,261 @@
+"""The worklist: the signals of DOMAIN.md for the caller's clients, computed in the database.
+
+Each signal is one SQL query that returns only the rows that fire, so the cost follows the
+caller's caseload, not the size of the national data set.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import ColumnElement, exists, func, union
+from sqlalchemy import select as rows_of
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, or_, select
+
+from app.auth import policies
+from app.auth.principal import Principal
+from app.models.care_chain import CoordinatorAssignment, Episode
+from app.models.client import MASKED_NAME, Client, ClientLink
+from app.models.phase import Phase
+from app.models.plan import COMMITTED_ACTION_STATUSES, Action, ActionStatus, Plan, PlanStatus
+from app.services import access, audit
+from app.services.episode_rules import LVM_MAX_MONTHS, add_months
+
+DISCHARGE_HORIZON_DAYS = 14
+DISCHARGED_LOOKBACK_DAYS = 30
+SIX_MONTHS_WARNING_DAYS = 30
+FOLLOW_UP_HORIZON_DAYS = 7
+
+
+class Signal(StrEnum):
+    discharge_without_aftercare_plan = "discharge_without_aftercare_plan"
+    follow_up_overdue = "follow_up_overdue"
+    lvm_care_near_six_months = "lvm_care_near_six_months"
+    action_unanswered = "action_unanswered"
+    follow_up_due = "follow_up_due"
+
+
+# Most urgent first: the period after LVM care is the most dangerous.
+URGENCY = {s: i for i, s in enumerate(Signal)}
+
+
+class WorklistItem(BaseModel):
+    signal: Signal
+    urgency: int
+    client_id: uuid.UUID
+    client_name: str
+    plan_id: uuid.UUID | None = None
+    episode_id: uuid.UUID | None = None
+    action_id: uuid.UUID | None = None
+    reason: str
+    since: date
+    due: date | None = None
+
+
+@dataclass(frozen=True)
+class _Row:
+    signal: Signal
+    client_id: uuid.UUID
+    reason: str
+    since: date
+    due: date | None = None
+    plan_id: uuid.UUID | None = None
+    episode_id: uuid.UUID | None = None
+    action_id: uuid.UUID | None = None
+
+
+def _caller_clients(p: Principal, today: date) -> Any:
+    """A samordnare's assigned clients; for handläggare also every client their organisation knows."""
+    assigned = select(CoordinatorAssignment.client_id).where(
+        CoordinatorAssignment.user_id == p.user_id,
+        CoordinatorAssignment.start_date <= today,
+        or_(col(CoordinatorAssignment.end_date).is_(None), col(CoordinatorAssignment.end_date) > today),
+    )
+    if policies.works_through_assignments(p):
+        return assigned
+    linked = select(ClientLink.client_id).where(ClientLink.organisation_id == p.organisation_id)
+    return select(union(assigned, linked).subquery().c[0])
+
+
+def _aftercare_plan_exists(client_id: Any) -> ColumnElement[bool]:
+    """An active SIP for the client holding an aftercare action its owner has taken on."""
+    return exists().where(
+        col(Plan.client_id) == client_id,
+        col(Plan.status) == PlanStatus.active,
+        exists().where(
+            col(Action.plan_id) == col(Plan.id),
+            col(Action.phase) == Phase.eftervard,
+            col(Action.status).in_(COMMITTED_ACTION_STATUSES),
+        ),
+    )
+
+
+async def _discharges(session: AsyncSession, p: Principal, clients: Any, today: date) -> list[_Row]:
+    discharge = func.coalesce(col(Episode.end_date), col(Episode.planned_end_date))
+    stmt = rows_of(
+        col(Episode.id), col(Episode.client_id), col(Episode.end_date), col(Episode.planned_end_date)
+    ).where(
+        col(Episode.phase) == Phase.lvm_vard,
+        col(Episode.client_id).in_(clients),
+        access.episode_visible_clause(p.organisation_id),
+        discharge >= today - timedelta(days=DISCHARGED_LOOKBACK_DAYS),
+        discharge <= today + timedelta(days=DISCHARGE_HORIZON_DAYS),
+        ~_aftercare_plan_exists(col(Episode.client_id)),
+    )
+    rows = []
+    for episode_id, client_id, end, planned in (await session.execute(stmt)).all():
+        when = end or planned
+        assert when is not None  # one of them is filtered on in SQL
+        happened = end is not None and end <= today
+        reason = (
+            f"discharged from LVM care on {when} without an active SIP holding aftercare actions"
+            if happened
+            else f"discharge from LVM care planned for {when} and no active SIP holding aftercare actions"
+        )
+        rows.append(
+            _Row(
+                Signal.discharge_without_aftercare_plan,
+                client_id,
+                reason,
+                since=when - timedelta(days=DISCHARGE_HORIZON_DAYS),
+                due=when,
+                episode_id=episode_id,
+            )
+        )
+    return rows
+
+
+async def _six_months(session: AsyncSession, p: Principal, clients: Any, today: date) -> list[_Row]:
+    # start + 6 months - 30 days <= today  <=>  start <= (today + 30 days) - 6 months
+    latest_start = add_months(today + timedelta(days=SIX_MONTHS_WARNING_DAYS), -LVM_MAX_MONTHS)
+    stmt = rows_of(col(Episode.id), col(Episode.client_id), col(Episode.start_date)).where(
+        col(Episode.phase) == Phase.lvm_vard,
+        col(Episode.client_id).in_(clients),
+        access.episode_visible_clause(p.organisation_id),
+        col(Episode.start_date) <= latest_start,
+        or_(col(Episode.end_date).is_(None), col(Episode.end_date) >= today),
+    )
+    rows = []
+    for episode_id, client_id, start in (await session.execute(stmt)).all():
+        limit = add_months(start, LVM_MAX_MONTHS)
+        rows.append(
+            _Row(
+                Signal.lvm_care_near_six_months,
+                client_id,
+                f"LVM care since {start} reaches six months on {limit}",
+                since=limit - timedelta(days=SIX_MONTHS_WARNING_DAYS),
+                due=limit,
+                episode_id=episode_id,
+            )
+        )
+    return rows
+
+
+async def _follow_ups(session: AsyncSession, p: Principal, clients: Any, today: date) -> list[_Row]:
+    stmt = rows_of(col(Plan.id), col(Plan.client_id), col(Plan.follow_up_date)).where(
+        col(Plan.status).in_((PlanStatus.active, PlanStatus.paused)),
+        col(Plan.client_id).in_(clients),
+        col(Plan.follow_up_date) <= today + timedelta(days=FOLLOW_UP_HORIZON_DAYS),
+        access.principal_plan_clause(p, today),
+    )
+    rows = []
+    for plan_id, client_id, due in (await session.execute(stmt)).all():
+        assert due is not None  # filtered on in SQL
+        overdue = due < today
+        rows.append(
+            _Row(
+                Signal.follow_up_overdue if overdue else Signal.follow_up_due,
+                client_id,
+                f"the plan's follow-up was due {due}" if overdue else f"the plan's follow-up is due {due}",
+                since=due if overdue else due - timedelta(days=FOLLOW_UP_HORIZON_DAYS),
+                due=due,
+                plan_id=plan_id,
+            )
+        )
+    return rows
+
+
+async def _unanswered(session: AsyncSession, p: Principal, today: date) -> list[_Row]:
+    """Actions proposed to the caller's organisation: someone there must answer, whoever the client."""
+    stmt = (
+        rows_of(col(Action.id), col(Action.plan_id), col(Plan.client_id), col(Action.proposed_at))
+        .join(Plan, col(Plan.id) == col(Action.plan_id))
+        .where(
+            col(Action.status) == ActionStatus.proposed,
+            col(Action.responsible_organisation_id) == p.organisation_id,
+            col(Plan.status).in_((PlanStatus.draft, PlanStatus.active, PlanStatus.paused)),
+            access.principal_plan_clause(p, today),
+        )
+    )
+    return [
+        _Row(
+            Signal.action_unanswered,
+            client_id,
+            "an action proposed to your organisation awaits acceptance or dispute",
+            since=proposed_at.date(),
+            plan_id=plan_id,
+            action_id=action_id,
+        )
+        for action_id, plan_id, client_id, proposed_at in (await session.execute(stmt)).all()
+    ]
+
+
+async def worklist(
+    session: AsyncSession, p: Principal, *, today: date | None = None, signals: set[Signal] | None = None
+) -> list[WorklistItem]:
+    policies.require(policies.may_read_worklist(p))
+    today = today or datetime.now(UTC).date()
+    clients = _caller_clients(p, today)
+    rows: list[_Row] = []
+    rows += await _discharges(session, p, clients, today)
+    rows += await _six_months(session, p, clients, today)
+    rows += await _follow_ups(session, p, clients, today)
+    rows += await _unanswered(session, p, today)
+    if signals:
+        rows = [r for r in rows if r.signal in signals]
+    names = await _client_names(session, p, {r.client_id for r in rows})
+    for client_id in sorted(names, key=str):
+        audit.record(session, p, "worklist.read", "client", client_id, client_id=client_id)
+    rows.sort(key=lambda r: (URGENCY[r.signal], r.since, str(r.client_id)))
+    return [
+        WorklistItem(
+            signal=r.signal,
+            urgency=URGENCY[r.signal],
+            client_id=r.client_id,
+            client_name=names.get(r.client_id, MASKED_NAME),
+            plan_id=r.plan_id,
+            episode_id=r.episode_id,
+            action_id=r.action_id,
+            reason=r.reason,
+            since=r.since,
+            due=r.due,
+        )
+        for r in rows
+    ]
+
+
+async def _client_names(
+    session: AsyncSession, p: Principal, client_ids: set[uuid.UUID]
+) -> dict[uuid.UUID, str]:
+    if not client_ids:
+        return {}
+    linked = exists().where(
+        col(ClientLink.client_id) == col(Client.id), col(ClientLink.organisation_id) == p.organisation_id
+    )
+    stmt = rows_of(
+        col(Client.id),
+        col(Client.given_name),
+        col(Client.family_name),
+        col(Client.protected_identity),
+        linked,
+    ).where(col(Client.id).in_(client_ids))
+    out = {}
+    for client_id, given, family, protected, known in (await session.execute(stmt)).all():
+        out[client_id] = MASKED_NAME if protected and not known else f"{given} {family}"
+    return out
