@@ -3,6 +3,7 @@
 from app.models.audit import AuditChainHead, AuditEvent
 from app.models.care_chain import CoordinatorAssignment, Episode
 from app.models.client import Client, ClientLink
+from app.models.events import EventRecipient, OutboxEvent, Webhook, WebhookAttempt, WebhookDelivery
 from app.models.idempotency import IdempotencyRecord
 from app.models.identity import Role, TrustedIssuer, User
 from app.models.organisation import Organisation, OrganisationKind, Unit
@@ -27,11 +28,13 @@ __all__ = [
     "ConsentScope",
     "CoordinatorAssignment",
     "Episode",
+    "EventRecipient",
     "Goal",
     "IdempotencyRecord",
     "Need",
     "Organisation",
     "OrganisationKind",
+    "OutboxEvent",
     "Plan",
     "PlanParticipant",
     "PlanVersion",
@@ -39,4 +42,7 @@ __all__ = [
     "TrustedIssuer",
     "Unit",
     "User",
+    "Webhook",
+    "WebhookAttempt",
+    "WebhookDelivery",
 ]

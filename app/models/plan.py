@@ -7,7 +7,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import ConfigDict, model_validator
+from pydantic import ConfigDict, ValidationInfo, field_validator, model_validator
 from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
@@ -208,11 +208,13 @@ class ConsentCreate(SQLModel):
     scope_organisation_ids: list[uuid.UUID] = Field(min_length=1, max_length=50)
     valid_until: date | None = None
 
-    @model_validator(mode="after")
-    def _aware(self) -> ConsentCreate:
-        if self.given_at.tzinfo is None:
+    @field_validator("given_at")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        # A field validator, so that the problem names `given_at` rather than the whole body.
+        if value.tzinfo is None:
             raise ValueError("given_at needs a UTC offset")
-        return self
+        return value
 
 
 class ConsentWithdraw(SQLModel):
@@ -371,11 +373,14 @@ class ActionCreate(SQLModel):
     start_date: date | None = None
     end_date: date | None = None
 
-    @model_validator(mode="after")
-    def _dates(self) -> ActionCreate:
-        if self.start_date and self.end_date and self.end_date < self.start_date:
+    @field_validator("end_date")
+    @classmethod
+    def _dates(cls, value: date | None, info: ValidationInfo) -> date | None:
+        # A field validator (start_date is validated first), so that the problem names `end_date`.
+        start = info.data.get("start_date")
+        if start and value and value < start:
             raise ValueError("end_date is before start_date")
-        return self
+        return value
 
 
 class ActionUpdate(SQLModel):
