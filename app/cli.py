@@ -1,4 +1,4 @@
-"""`samplan` command line: serve, migrate, demo, dev-token, audit verify."""
+"""`samplan` command line: serve, migrate, demo, dev-token, worker, audit verify."""
 
 from __future__ import annotations
 
@@ -144,6 +144,32 @@ def _cmd_dev_token(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    """Deliver webhooks from the outbox until SIGTERM or SIGINT."""
+    import signal
+
+    from app.db import Database
+    from app.main import make_http_client
+    from app.services.dispatcher import Dispatcher
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        db = Database(settings)
+        http = make_http_client(settings)
+        try:
+            await Dispatcher(db, http, settings).run_forever(stop)
+        finally:
+            await http.aclose()
+            await db.dispose()
+
+    print("samplan worker delivering webhooks; stop with Ctrl-C", flush=True)
+    asyncio.run(run())
+    return 0
+
+
 def _cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
     from app.services.audit_review import verify_all_chains
 
@@ -179,6 +205,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("demo", help="load demo organisations and users, print tokens").set_defaults(
         func=_cmd_demo
     )
+
+    sub.add_parser(
+        "worker", help="deliver webhooks from the outbox (beside or instead of serve)"
+    ).set_defaults(func=_cmd_worker)
 
     tok = sub.add_parser("dev-token", help="print a token from the dev issuer")
     tok.add_argument("--org", required=True, help="organisationsnummer")

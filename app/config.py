@@ -51,6 +51,17 @@ class Settings(BaseSettings):
     # Empty in dev means any demo organisation may.
     operator_org_number: str = ""
 
+    # Webhooks: delivery runs in the service process unless a separate `samplan worker` does it.
+    dispatcher_in_process: bool = True
+    dispatcher_poll_seconds: float = Field(default=1.0, gt=0)
+    webhook_timeout_seconds: float = Field(default=5.0, gt=0)
+    webhook_lease_seconds: int = Field(default=60, ge=1)
+    webhook_backoff_base_seconds: float = Field(default=10.0, gt=0)
+    webhook_backoff_max_seconds: float = Field(default=3600.0, gt=0)
+    webhook_retry_hours: float = Field(default=24.0, gt=0)
+    # Extra CA certificates to trust for outbound https (a regional private CA, or a test's).
+    extra_ca_file: Path | None = None
+
     public_base_url: str = "http://127.0.0.1:8000"
     log_level: str = "INFO"
 

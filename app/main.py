@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+import ssl
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -20,7 +22,19 @@ from app.auth.jwks import JwksCache
 from app.config import Settings, get_settings
 from app.db import Database
 from app.errors import PROBLEM_JSON, install_error_handlers, problem_response
-from app.routers import audit, care_chain, clients, health, me, organisations, plans, worklist
+from app.routers import (
+    audit,
+    care_chain,
+    clients,
+    events,
+    health,
+    me,
+    organisations,
+    plans,
+    webhooks,
+    worklist,
+)
+from app.services.dispatcher import Dispatcher
 
 access_log = logging.getLogger("samplan.access")
 
@@ -121,13 +135,34 @@ class RequestGuard:
         return None
 
 
+def make_http_client(settings: Settings) -> httpx.AsyncClient:
+    """The one outbound HTTP client (JWKS, webhooks), with timeouts and the trusted CAs."""
+    verify: ssl.SSLContext | bool = True
+    if settings.extra_ca_file is not None:
+        verify = ssl.create_default_context()
+        verify.load_verify_locations(cafile=str(settings.extra_ca_file))
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(settings.http_timeout_seconds),
+        follow_redirects=False,
+        headers={"User-Agent": "samplan/0.1"},
+        verify=verify,
+    )
+
+
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
     settings = settings or get_settings()
     settings.check_safe_for_env()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        worker = None
+        if settings.dispatcher_in_process:
+            worker = asyncio.create_task(Dispatcher(app.state.db, app.state.http, settings).run_forever(stop))
         yield
+        stop.set()
+        if worker is not None:
+            await worker
         await app.state.http.aclose()
         if database is None:
             await app.state.db.dispose()
@@ -146,11 +181,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.settings = settings
     app.state.db = database or Database(settings)
     # One outbound HTTP client for the whole app (JWKS now, webhooks later), with timeouts.
-    app.state.http = httpx.AsyncClient(
-        timeout=httpx.Timeout(settings.http_timeout_seconds),
-        follow_redirects=False,
-        headers={"User-Agent": "samplan/0.1"},
-    )
+    app.state.http = make_http_client(settings)
     app.state.dev_issuer = DevIssuer(settings) if settings.dev_issuer_enabled else None
     app.state.jwks = JwksCache(
         app.state.http,
@@ -168,6 +199,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         care_chain.router,
         plans.router,
         worklist.router,
+        webhooks.router,
+        events.router,
         audit.router,
     ):
         app.include_router(router)

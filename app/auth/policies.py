@@ -78,3 +78,11 @@ def may_assign_coordinator(p: Principal) -> Decision:
 
 def may_read_worklist(p: Principal) -> Decision:
     return p.has(Role.handlaggare, Role.samordnare) or "the worklist is for handlaggare and samordnare"
+
+
+def may_pull_events(p: Principal) -> Decision:
+    return p.has(Role.system) or "the event feed is for system clients"
+
+
+def may_manage_webhooks(p: Principal) -> Decision:
+    return p.has(Role.org_admin) or "only an org_admin manages webhooks"

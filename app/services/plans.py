@@ -55,10 +55,11 @@ from app.models.plan import (
     TransitionTarget,
 )
 from app.models.types import utcnow
-from app.services import access, audit, clients, plan_rules
+from app.services import access, audit, clients, events, plan_rules
 from app.services.access import VisiblePlan
 
 _CONSENT_CLOCK_SKEW = timedelta(minutes=5)
+_MAX_VERSION = 2**31 - 1  # plan_version.version is a 32-bit integer
 
 
 def _field_error(field: str, message: str) -> UnprocessableEntity:
@@ -210,11 +211,13 @@ async def versions(session: AsyncSession, p: Principal, plan_id: uuid.UUID) -> l
 
 async def version(session: AsyncSession, p: Principal, plan_id: uuid.UUID, number: int) -> PlanVersion:
     vp = await access.load_plan(session, p, plan_id)
-    row = (
-        await session.execute(
-            select(PlanVersion).where(PlanVersion.plan_id == plan_id, PlanVersion.version == number)
-        )
-    ).scalar_one_or_none()
+    row = None
+    if 1 <= number <= _MAX_VERSION:  # any other number exists on no plan, and must not reach the driver
+        row = (
+            await session.execute(
+                select(PlanVersion).where(PlanVersion.plan_id == plan_id, PlanVersion.version == number)
+            )
+        ).scalar_one_or_none()
     if row is None:
         raise NotFound(f"the plan has no version {number}")
     audit.record(session, p, "plan.version.read", "plan", plan_id, client_id=vp.plan.client_id)
@@ -285,6 +288,7 @@ async def _commit_change(
         )
     )
     await session.flush()
+    await events.emit_for_change(session, change, plan, p, summary)
     audit.record(session, p, change, object_type, object_id or plan.id, client_id=plan.client_id)
     return snapshot
 
@@ -790,6 +794,8 @@ async def update_action(
     if action.status in (ActionStatus.completed, ActionStatus.cancelled):
         raise Conflict(f"the action is {action.status.value} and can no longer change")
     new_status = changes.pop("status", None)
+    new_responsible = changes.get("responsible_organisation_id") or action.responsible_organisation_id
+    handed_over = new_responsible != action.responsible_organisation_id
     if new_status is not None:
         new_status = ActionStatus(new_status)
         if new_status not in _STATUS_MOVES:
@@ -801,6 +807,10 @@ async def update_action(
         owners = {action.responsible_organisation_id}
         if new_status == ActionStatus.cancelled:
             owners.add(action.proposed_by_organisation_id)
+        elif handed_over:
+            # Starting or completing an action while handing it over: only the organisation that
+            # takes it on may do that, or it would carry an action it never accepted.
+            owners = {new_responsible}
         if p.organisation_id not in owners:
             raise Forbidden("only the responsible organisation may change the action's status")
     for key in ("description", "responsible_organisation_id"):
@@ -824,7 +834,9 @@ async def update_action(
         if action.responsible_organisation_id == p.organisation_id:
             if action.status in (ActionStatus.proposed, ActionStatus.disputed):
                 action.status, action.decided_at, action.decided_by = ActionStatus.accepted, now, p.subject
-        elif action.status != ActionStatus.started:
+        elif action.status != ActionStatus.started or handed_over:
+            # A started action stays started through edits, but not when another organisation
+            # is to carry it: that organisation must accept it first.
             action.status, action.decided_at, action.decided_by = ActionStatus.proposed, None, None
         action.dispute_reason = None if action.status != ActionStatus.disputed else action.dispute_reason
     if new_status is not None:
