@@ -13,7 +13,7 @@ from app.auth.authenticate import Authenticator
 from app.auth.principal import Principal
 from app.config import Settings
 from app.db import Database, TenantContext
-from app.errors import BadRequest, PreconditionRequired, Unauthorized
+from app.errors import BadRequest, PreconditionRequired, Problem, Unauthorized
 from app.services import audit, idempotency
 from app.services.idempotency import Idempotency
 
@@ -53,7 +53,15 @@ async def get_session(
     audit events) when the route returns and before the response is sent."""
     async with db.session(TenantContext.org(principal.organisation_id)) as session:
         session.info["request_id"] = getattr(request.state, "request_id", None)
-        yield session
+        try:
+            yield session
+        except Problem:
+            # The change is undone; attempts worth auditing (refused look-ups) are still written.
+            await session.rollback()
+            if audit.keep_only_attempts(session):
+                await audit.flush(session, db.settings.audit_pepper)
+                await session.commit()
+            raise
         await audit.flush(session, db.settings.audit_pepper)
         await session.commit()
 

@@ -35,6 +35,7 @@ class _Pending:
     client_id: uuid.UUID | None
     request_id: str | None
     occurred_at: datetime
+    keep_on_failure: bool = False
 
 
 def record(
@@ -45,8 +46,12 @@ def record(
     object_id: uuid.UUID | str | None = None,
     *,
     client_id: uuid.UUID | None = None,
+    keep_on_failure: bool = False,
 ) -> None:
-    """Queue an audit event for this transaction. Never put personal numbers or names here."""
+    """Queue an audit event for this transaction. Never put personal numbers or names here.
+
+    `keep_on_failure`: the event records an attempt (a refused look-up) and is kept even when the
+    request fails and its changes are rolled back."""
     session.info.setdefault(_PENDING, []).append(
         _Pending(
             principal=principal,
@@ -56,8 +61,17 @@ def record(
             client_id=client_id,
             request_id=session.info.get("request_id"),
             occurred_at=utcnow(),
+            keep_on_failure=keep_on_failure,
         )
     )
+
+
+def keep_only_attempts(session: AsyncSession) -> bool:
+    """After a failed request: drop the queued events of changes that did not happen, keep the
+    recorded attempts. True when any remain to be written."""
+    pending: list[_Pending] = session.info.get(_PENDING, [])
+    session.info[_PENDING] = [e for e in pending if e.keep_on_failure]
+    return bool(session.info[_PENDING])
 
 
 def event_hash(pepper: str, prev_hash: str, fields: dict[str, Any]) -> str:

@@ -83,7 +83,7 @@ async def search(session: AsyncSession, p: Principal, personal_number: str) -> a
         )
     )
     if client_id is None:
-        audit.record(session, p, "client.search.miss", "client")
+        audit.record(session, p, "client.search.miss", "client", keep_on_failure=True)
         raise NotFound("no client with that personal number is known to your organisation")
     audit.record(session, p, "client.search", "client", client_id, client_id=client_id)
     return await access.load_client(session, p, client_id)
