@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic_core import to_jsonable_python
 from sqlalchemy import update
@@ -293,6 +293,35 @@ async def _commit_change(
     return snapshot
 
 
+PlanChild = TypeVar("PlanChild", Need, Goal, Action, Consent)
+
+
+async def _child(
+    session: AsyncSession,
+    model: type[PlanChild],
+    plan_id: uuid.UUID,
+    child_id: uuid.UUID,
+    *,
+    field: str | None = None,
+) -> PlanChild:
+    """A need, goal, action or consent of this plan: 404 when addressed by the URL, 422 naming
+    the field when referred to from the body."""
+    child = await session.get(model, child_id)
+    if child is None or child.plan_id != plan_id:
+        noun = {Need: "need", Goal: "goal", Action: "action", Consent: "consent"}[model]
+        if field is not None:
+            raise _field_error(field, f"no such {noun} on this plan")
+        raise NotFound(f"no such {noun} on this plan")
+    return child
+
+
+async def _check_ref(
+    session: AsyncSession, model: type[PlanChild], plan_id: uuid.UUID, child_id: uuid.UUID | None, field: str
+) -> None:
+    if child_id is not None:
+        await _child(session, model, plan_id, child_id, field=field)
+
+
 # ---- create and update ---------------------------------------------------------------------
 
 
@@ -512,9 +541,7 @@ async def withdraw_consent(
 ) -> PlanPublic:
     vp = await _load_for_change(session, p, plan_id, if_match)
     plan = vp.plan
-    consent = await session.get(Consent, consent_id)
-    if consent is None or consent.plan_id != plan.id:
-        raise NotFound("no such consent on this plan")
+    consent = await _child(session, Consent, plan.id, consent_id)
     if consent.withdrawn_at is not None:
         raise Conflict("the consent is already withdrawn")
     now = utcnow()
@@ -565,9 +592,7 @@ async def update_need(
 ) -> PlanPublic:
     vp = await _load_for_change(session, p, plan_id, if_match)
     _require_open(vp.plan)
-    need = await session.get(Need, need_id)
-    if need is None or need.plan_id != plan_id:
-        raise NotFound("no such need on this plan")
+    need = await _child(session, Need, plan_id, need_id)
     changes = data.model_dump(exclude_unset=True)
     if not changes or changes.get("description") is None:
         raise _field_error("description", "give a new description")
@@ -583,20 +608,12 @@ async def update_need(
     )
 
 
-async def _check_need(session: AsyncSession, plan_id: uuid.UUID, need_id: uuid.UUID | None) -> None:
-    if need_id is None:
-        return
-    need = await session.get(Need, need_id)
-    if need is None or need.plan_id != plan_id:
-        raise _field_error("need_id", "no such need on this plan")
-
-
 async def add_goal(
     session: AsyncSession, p: Principal, plan_id: uuid.UUID, data: GoalCreate, if_match: int | None
 ) -> tuple[PlanPublic, uuid.UUID]:
     vp = await _load_for_change(session, p, plan_id, if_match)
     _require_open(vp.plan)
-    await _check_need(session, plan_id, data.need_id)
+    await _check_ref(session, Need, plan_id, data.need_id, "need_id")
     goal = Goal(
         plan_id=plan_id,
         need_id=data.need_id,
@@ -622,16 +639,14 @@ async def update_goal(
 ) -> PlanPublic:
     vp = await _load_for_change(session, p, plan_id, if_match)
     _require_open(vp.plan)
-    goal = await session.get(Goal, goal_id)
-    if goal is None or goal.plan_id != plan_id:
-        raise NotFound("no such goal on this plan")
+    goal = await _child(session, Goal, plan_id, goal_id)
     changes = data.model_dump(exclude_unset=True)
     if not changes:
         raise _field_error("body", "nothing to change")
     if "description" in changes and changes["description"] is None:
         raise _field_error("description", "may not be null")
     if "need_id" in changes:
-        await _check_need(session, plan_id, changes["need_id"])
+        await _check_ref(session, Need, plan_id, changes["need_id"], "need_id")
     for key, value in changes.items():
         setattr(goal, key, value)
     return await _commit_change(
@@ -670,21 +685,13 @@ async def _check_responsible(session: AsyncSession, plan_id: uuid.UUID, organisa
         )
 
 
-async def _check_goal(session: AsyncSession, plan_id: uuid.UUID, goal_id: uuid.UUID | None) -> None:
-    if goal_id is None:
-        return
-    goal = await session.get(Goal, goal_id)
-    if goal is None or goal.plan_id != plan_id:
-        raise _field_error("goal_id", "no such goal on this plan")
-
-
 async def add_action(
     session: AsyncSession, p: Principal, plan_id: uuid.UUID, data: ActionCreate, if_match: int | None
 ) -> tuple[PlanPublic, uuid.UUID]:
     vp = await _load_for_change(session, p, plan_id, if_match)
     _require_open(vp.plan)
     await _check_responsible(session, plan_id, data.responsible_organisation_id)
-    await _check_goal(session, plan_id, data.goal_id)
+    await _check_ref(session, Goal, plan_id, data.goal_id, "goal_id")
     own = data.responsible_organisation_id == p.organisation_id
     now = utcnow()
     action = Action(
@@ -712,18 +719,11 @@ async def add_action(
     return snapshot, action.id
 
 
-async def _action(session: AsyncSession, plan_id: uuid.UUID, action_id: uuid.UUID) -> Action:
-    action = await session.get(Action, action_id)
-    if action is None or action.plan_id != plan_id:
-        raise NotFound("no such action on this plan")
-    return action
-
-
 async def accept_action(
     session: AsyncSession, p: Principal, plan_id: uuid.UUID, action_id: uuid.UUID, if_match: int | None
 ) -> PlanPublic:
     vp = await access.load_plan(session, p, plan_id)
-    action = await _action(session, plan_id, action_id)
+    action = await _child(session, Action, plan_id, action_id)
     policies.require(policies.may_decide_action(p, action.responsible_organisation_id))
     _check_version(vp, if_match)
     _require_open(vp.plan)
@@ -750,7 +750,7 @@ async def dispute_action(
     if_match: int | None,
 ) -> PlanPublic:
     vp = await access.load_plan(session, p, plan_id)
-    action = await _action(session, plan_id, action_id)
+    action = await _child(session, Action, plan_id, action_id)
     policies.require(policies.may_decide_action(p, action.responsible_organisation_id))
     _check_version(vp, if_match)
     _require_open(vp.plan)
@@ -787,7 +787,7 @@ async def update_action(
 ) -> PlanPublic:
     vp = await _load_for_change(session, p, plan_id, if_match)
     _require_open(vp.plan)
-    action = await _action(session, plan_id, action_id)
+    action = await _child(session, Action, plan_id, action_id)
     changes = data.model_dump(exclude_unset=True)
     if not changes:
         raise _field_error("body", "nothing to change")
@@ -819,7 +819,7 @@ async def update_action(
     if changes.get("responsible_organisation_id") is not None:
         await _check_responsible(session, plan_id, changes["responsible_organisation_id"])
     if "goal_id" in changes:
-        await _check_goal(session, plan_id, changes["goal_id"])
+        await _check_ref(session, Goal, plan_id, changes["goal_id"], "goal_id")
     start = changes.get("start_date", action.start_date)
     end = changes.get("end_date", action.end_date)
     if start and end and end < start:
