@@ -26,6 +26,7 @@ from app.models.plan import (
     PlanVersionSummary,
     TransitionRequest,
 )
+from app.services import fhir
 from app.services import plans as service
 from app.services.idempotency import Idempotency
 from app.services.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
@@ -91,6 +92,68 @@ async def get_plan(
     plan_id: uuid.UUID, session: SessionDep, principal: PrincipalDep, response: Response
 ) -> PlanPublic:
     return _with_etag(response, await service.read(session, principal, plan_id))
+
+
+class _FhirJSONResponse(JSONResponse):
+    media_type = fhir.MEDIA_TYPE
+
+
+@router.get(
+    "/{plan_id}/fhir",
+    response_class=_FhirJSONResponse,
+    summary="The plan as a FHIR R4 Bundle (collection): CarePlan, Patient, CareTeam, Goal, Consent, Organization",
+    description=(
+        "Readable by the same callers as `GET /api/v1/plans/{id}` and audited as `plan.fhir.read`. "
+        "Every entry's fullUrl is `urn:uuid:<id>`. The organisation with the overall responsibility "
+        "is the CarePlan's `author` (R4 has no custodian); each action is an `activity.detail` with "
+        "the responsible organisation as `performer`. The Patient carries the personnummer "
+        f"(`{fhir.PERSONNUMMER_SYSTEM}`) or samordningsnummer (`{fhir.SAMORDNINGSNUMMER_SYSTEM}`) "
+        "only for organisations that know the client, and a protected identity is masked as in "
+        "`GET /api/v1/clients/{id}`. Organizations carry the organisationsnummer "
+        f"(`{fhir.ORGANISATIONSNUMMER_SYSTEM}`), units their HSA-id (`{fhir.HSA_ID_SYSTEM}`)."
+    ),
+    responses={
+        200: {
+            "description": "a FHIR R4 Bundle of type collection",
+            "content": {
+                fhir.MEDIA_TYPE: {
+                    "schema": {"type": "object"},
+                    "example": {
+                        "resourceType": "Bundle",
+                        "type": "collection",
+                        "timestamp": "2026-11-25T09:30:00Z",
+                        "entry": [
+                            {
+                                "fullUrl": "urn:uuid:3c5d0f7e-2b8a-4f1e-9a6d-1e2f3a4b5c6d",
+                                "resource": {
+                                    "resourceType": "CarePlan",
+                                    "id": "3c5d0f7e-2b8a-4f1e-9a6d-1e2f3a4b5c6d",
+                                    "status": "active",
+                                    "intent": "plan",
+                                    "title": "SIP inför utskrivning från LVM-hem",
+                                    "subject": {
+                                        "reference": "urn:uuid:5f0c8a43-3f7e-4bde-9d55-0d1f1f5d2a10",
+                                        "type": "Patient",
+                                    },
+                                    "author": {
+                                        "reference": "urn:uuid:0b8f5c1e-8a0e-4a44-9a57-0a5b8f0f7d11",
+                                        "type": "Organization",
+                                        "display": "Stockholms stad",
+                                    },
+                                },
+                            }
+                        ],
+                    },
+                }
+            },
+        },
+        404: {"description": "no such plan within your reach"},
+    },
+)
+async def get_plan_fhir(
+    plan_id: uuid.UUID, session: SessionDep, principal: PrincipalDep
+) -> _FhirJSONResponse:
+    return _FhirJSONResponse(await fhir.read(session, principal, plan_id))
 
 
 @router.patch(
