@@ -8,10 +8,10 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 import sqlmodel
-from alembic import op
 ${imports if imports else ""}
-
 import app.models.types
+from alembic import op
+from app import migration_support as ms
 
 revision: str = ${repr(up_revision)}
 down_revision: str | None = ${repr(down_revision)}

@@ -11,10 +11,9 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 import sqlmodel
-from alembic import op
-
 
 import app.models.types
+from alembic import op
 from app import migration_support as ms
 
 revision: str = '0003'
