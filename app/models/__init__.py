@@ -6,6 +6,7 @@ from app.models.client import Client, ClientLink
 from app.models.events import EventRecipient, OutboxEvent, Webhook, WebhookAttempt, WebhookDelivery
 from app.models.idempotency import IdempotencyRecord
 from app.models.identity import Role, TrustedIssuer, User
+from app.models.meeting import FollowUp, Meeting, MeetingInvitee
 from app.models.organisation import Organisation, OrganisationKind, Unit
 from app.models.plan import (
     Action,
@@ -29,8 +30,11 @@ __all__ = [
     "CoordinatorAssignment",
     "Episode",
     "EventRecipient",
+    "FollowUp",
     "Goal",
     "IdempotencyRecord",
+    "Meeting",
+    "MeetingInvitee",
     "Need",
     "Organisation",
     "OrganisationKind",

@@ -3,6 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Query
 
 from app.deps import PrincipalDep, SessionDep
+from app.errors import BadRequest
 from app.services.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, decode_cursor, encode_cursor
 from app.services.worklist import Signal, WorklistItem, worklist
 
@@ -27,7 +28,12 @@ async def get_worklist(
 ) -> Page[WorklistItem]:
     items = await worklist(session, principal, signals=set(signal) if signal else None)
     # The list is ordered by urgency; the cursor is the position after the last item sent.
-    start = int(decode_cursor(cursor, 1)[0]) if cursor else 0
+    start = 0
+    if cursor:
+        position = decode_cursor(cursor, 1)[0]
+        if not (position.isascii() and position.isdigit()):
+            raise BadRequest("the cursor is not one this service issued")
+        start = int(position)
     page = items[start : start + limit]
     more = start + limit < len(items)
     return Page(items=page, next_cursor=encode_cursor([start + limit]) if more else None)

@@ -25,7 +25,7 @@ from app.models.organisation import Organisation, OrganisationKind, Unit
 from app.models.plan import Plan, PlanParticipant
 from app.models.types import utcnow
 from app.services import access, audit
-from app.services.episode_rules import Span, episode_problems
+from app.services.episode_rules import Span, change_problems
 
 
 def _field_error(field: str, message: str) -> UnprocessableEntity:
@@ -47,7 +47,7 @@ async def _client_episodes(session: AsyncSession, client_id: uuid.UUID) -> list[
 
 
 def _check_chain(candidate: Episode, existing: list[Episode]) -> None:
-    problems = episode_problems(_span(candidate), [_span(e) for e in existing])
+    problems = change_problems(_span(candidate), [_span(e) for e in existing])
     if problems:
         raise RuleViolation(
             f"the episode breaks {len(problems)} care-chain rule(s)", errors=[u.as_error() for u in problems]

@@ -99,3 +99,27 @@ def episode_problems(new: Span, others: Iterable[Span]) -> list[UnmetRule]:
                 )
             )
     return problems
+
+
+# Rules of one episode that depend on the others, so that a change to another episode can break them.
+DEPENDENT_RULES = frozenset({"lvm_new_decision", "within_lvm_vard"})
+
+
+def change_problems(new: Span, existing: Iterable[Span]) -> list[UnmetRule]:
+    """Every rule that recording or changing `new` breaks, given the client's stored episodes
+    (which hold `new`'s earlier version when it is changed): its own rules, and the rules of other
+    episodes that depend on it (vård i annan form inside LVM care, a decision before new LVM care)
+    and held before the change."""
+    before = list(existing)
+    after = [s for s in before if s.id != new.id] + [new]
+    problems = episode_problems(new, before)
+    for other in after[:-1]:
+        held = {u.rule for u in episode_problems(other, before)}
+        for unmet in episode_problems(other, after):
+            if unmet.rule in DEPENDENT_RULES and unmet.rule not in held:
+                problems.append(
+                    UnmetRule(
+                        unmet.rule, f"the {other.phase.value} episode starting {other.start}: {unmet.message}"
+                    )
+                )
+    return problems

@@ -1,5 +1,5 @@
-"""A client's timeline: episodes, plan events and samordnare periods in time order, filtered by
-what the caller may see."""
+"""A client's timeline: episodes, plan events, held meetings, follow-ups and samordnare periods in
+time order, filtered by what the caller may see."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from app.auth.principal import Principal
+from app.models.meeting import FollowUp, FollowUpOutcome, Meeting
 from app.models.plan import Plan, PlanVersion
 from app.services import access, audit, care_chain
 
@@ -25,9 +26,16 @@ _PLAN_MILESTONES = {
     "plan.consent.withdraw": "Samtycke återkallat",
 }
 
+_FOLLOW_UP_OUTCOMES = {
+    FollowUpOutcome.continue_: "planen fortsätter",
+    FollowUpOutcome.revise: "planen revideras",
+    FollowUpOutcome.close: "planen avslutas",
+    FollowUpOutcome.other: "annat utfall",
+}
+
 
 class TimelineItem(BaseModel):
-    kind: str  # episode | plan_event | coordinator_period
+    kind: str  # episode | plan_event | meeting | follow_up | coordinator_period
     date: dt.date
     end_date: dt.date | None = None
     at: dt.datetime | None = None
@@ -36,6 +44,8 @@ class TimelineItem(BaseModel):
     plan_id: uuid.UUID | None = None
     episode_id: uuid.UUID | None = None
     assignment_id: uuid.UUID | None = None
+    meeting_id: uuid.UUID | None = None
+    follow_up_id: uuid.UUID | None = None
     organisation_id: uuid.UUID | None = None
     change: str | None = None
 
@@ -74,6 +84,42 @@ async def timeline(session: AsyncSession, p: Principal, client_id: uuid.UUID) ->
                 plan_id=v.plan_id,
                 organisation_id=v.changed_by_organisation_id,
                 change=v.change,
+            )
+        )
+    meetings = await session.execute(
+        select(Meeting)
+        .where(col(Meeting.plan_id).in_(select(visible_plans.c.id)), col(Meeting.held_at).is_not(None))
+        .order_by(col(Meeting.held_at))
+    )
+    for m in meetings.scalars():
+        assert m.held_at is not None  # filtered on in SQL
+        items.append(
+            TimelineItem(
+                kind="meeting",
+                date=m.held_at.date(),
+                at=m.held_at,
+                title=f"SIP-möte: {m.purpose}",
+                plan_id=m.plan_id,
+                meeting_id=m.id,
+                organisation_id=m.organiser_organisation_id,
+            )
+        )
+    follow_ups = await session.execute(
+        select(FollowUp)
+        .where(col(FollowUp.plan_id).in_(select(visible_plans.c.id)), col(FollowUp.held_date).is_not(None))
+        .order_by(col(FollowUp.held_date))
+    )
+    for f in follow_ups.scalars():
+        assert f.held_date is not None  # filtered on in SQL
+        outcome = _FOLLOW_UP_OUTCOMES.get(f.outcome_code) if f.outcome_code else None
+        items.append(
+            TimelineItem(
+                kind="follow_up",
+                date=f.held_date,
+                title=f"Uppföljning: {outcome}" if outcome else "Uppföljning",
+                plan_id=f.plan_id,
+                follow_up_id=f.id,
+                organisation_id=f.recorded_by_organisation_id,
             )
         )
     for a in await care_chain.list_coordinators(session, p, client_id):

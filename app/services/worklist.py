@@ -16,15 +16,17 @@ from pydantic import BaseModel
 from sqlalchemy import ColumnElement, exists, func, union
 from sqlalchemy import select as rows_of
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col, or_, select
+from sqlmodel import and_, col, or_, select
 
 from app.auth import policies
 from app.auth.principal import Principal
 from app.models.care_chain import CoordinatorAssignment, Episode
 from app.models.client import MASKED_NAME, Client, ClientLink
+from app.models.meeting import Meeting, MeetingInvitee
+from app.models.organisation import Organisation, OrganisationKind
 from app.models.phase import Phase
 from app.models.plan import COMMITTED_ACTION_STATUSES, Action, ActionStatus, Plan, PlanStatus
-from app.services import access, audit
+from app.services import access, audit, plan_rules
 from app.services.episode_rules import LVM_MAX_MONTHS, add_months
 
 DISCHARGE_HORIZON_DAYS = 14
@@ -38,6 +40,7 @@ class Signal(StrEnum):
     follow_up_overdue = "follow_up_overdue"
     lvm_care_near_six_months = "lvm_care_near_six_months"
     action_unanswered = "action_unanswered"
+    meeting_without_other_huvudman = "meeting_without_other_huvudman"
     follow_up_due = "follow_up_due"
 
 
@@ -53,6 +56,7 @@ class WorklistItem(BaseModel):
     plan_id: uuid.UUID | None = None
     episode_id: uuid.UUID | None = None
     action_id: uuid.UUID | None = None
+    meeting_id: uuid.UUID | None = None
     reason: str
     since: date
     due: date | None = None
@@ -68,6 +72,7 @@ class _Row:
     plan_id: uuid.UUID | None = None
     episode_id: uuid.UUID | None = None
     action_id: uuid.UUID | None = None
+    meeting_id: uuid.UUID | None = None
 
 
 def _caller_clients(p: Principal, today: date) -> Any:
@@ -83,11 +88,13 @@ def _caller_clients(p: Principal, today: date) -> Any:
     return select(union(assigned, linked).subquery().c[0])
 
 
-def _aftercare_plan_exists(client_id: Any) -> ColumnElement[bool]:
-    """An active SIP for the client holding an aftercare action its owner has taken on."""
+def _aftercare_plan_exists(p: Principal, client_id: Any, today: date) -> ColumnElement[bool]:
+    """An active SIP for the client holding an aftercare action its owner has taken on, among the
+    plans the caller's organisation may see (as PostgreSQL's row security also has it)."""
     return exists().where(
         col(Plan.client_id) == client_id,
         col(Plan.status) == PlanStatus.active,
+        access.plan_visible_clause(p.organisation_id, today),
         exists().where(
             col(Action.plan_id) == col(Plan.id),
             col(Action.phase) == Phase.eftervard,
@@ -106,7 +113,7 @@ async def _discharges(session: AsyncSession, p: Principal, clients: Any, today: 
         access.episode_visible_clause(p.organisation_id),
         discharge >= today - timedelta(days=DISCHARGED_LOOKBACK_DAYS),
         discharge <= today + timedelta(days=DISCHARGE_HORIZON_DAYS),
-        ~_aftercare_plan_exists(col(Episode.client_id)),
+        ~_aftercare_plan_exists(p, col(Episode.client_id), today),
     )
     rows = []
     for episode_id, client_id, end, planned in (await session.execute(stmt)).all():
@@ -206,6 +213,60 @@ async def _unanswered(session: AsyncSession, p: Principal, today: date) -> list[
     ]
 
 
+def _meeting_has(kind: OrganisationKind) -> ColumnElement[bool]:
+    """The meeting's organiser or one of its invitees is an organisation of this kind."""
+    return or_(
+        exists().where(
+            col(Organisation.id) == col(Meeting.organiser_organisation_id), col(Organisation.kind) == kind
+        ),
+        exists().where(
+            col(MeetingInvitee.meeting_id) == col(Meeting.id),
+            col(Organisation.id) == col(MeetingInvitee.organisation_id),
+            col(Organisation.kind) == kind,
+        ),
+    )
+
+
+async def _lonely_meetings(session: AsyncSession, p: Principal, clients: Any, today: date) -> list[_Row]:
+    """Meetings still to come to which no one from the kommun, or no one from the region, is called."""
+    has_kommun = _meeting_has(OrganisationKind.kommun)
+    has_region = _meeting_has(OrganisationKind.region)
+    stmt = (
+        rows_of(
+            col(Meeting.id),
+            col(Meeting.plan_id),
+            col(Plan.client_id),
+            col(Meeting.starts_at),
+            col(Meeting.created_at),
+            has_kommun,
+        )
+        .join(Plan, col(Plan.id) == col(Meeting.plan_id))
+        .where(
+            col(Meeting.held_at).is_(None),
+            col(Meeting.starts_at) > datetime.now(UTC),
+            col(Plan.status).in_(plan_rules.OPEN_STATUSES),
+            col(Plan.client_id).in_(clients),
+            access.principal_plan_clause(p, today),
+            ~and_(has_kommun, has_region),
+        )
+    )
+    rows = []
+    for meeting_id, plan_id, client_id, starts_at, created_at, kommun in (await session.execute(stmt)).all():
+        missing = "region" if kommun else "kommun"
+        rows.append(
+            _Row(
+                Signal.meeting_without_other_huvudman,
+                client_id,
+                f"no one from the {missing} is invited to the meeting on {starts_at.date()}",
+                since=created_at.date(),
+                due=starts_at.date(),
+                plan_id=plan_id,
+                meeting_id=meeting_id,
+            )
+        )
+    return rows
+
+
 async def worklist(
     session: AsyncSession, p: Principal, *, today: date | None = None, signals: set[Signal] | None = None
 ) -> list[WorklistItem]:
@@ -217,6 +278,7 @@ async def worklist(
     rows += await _six_months(session, p, clients, today)
     rows += await _follow_ups(session, p, clients, today)
     rows += await _unanswered(session, p, today)
+    rows += await _lonely_meetings(session, p, clients, today)
     if signals:
         rows = [r for r in rows if r.signal in signals]
     names = await _client_names(session, p, {r.client_id for r in rows})
@@ -232,6 +294,7 @@ async def worklist(
             plan_id=r.plan_id,
             episode_id=r.episode_id,
             action_id=r.action_id,
+            meeting_id=r.meeting_id,
             reason=r.reason,
             since=r.since,
             due=r.due,
