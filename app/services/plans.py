@@ -336,6 +336,8 @@ async def create(session: AsyncSession, p: Principal, data: PlanCreate) -> PlanP
     except NotFound:
         raise _field_error("client_id", "no such client is known to your organisation") from None
     await clients.link(session, p, visible_client.client)
+    if data.follow_up_date is not None and data.follow_up_date < utcnow().date():
+        raise _field_error("follow_up_date", "a follow-up date cannot be in the past")
     initiator = await _organisation(session, p.organisation_id, "initiating organisation")
     if data.overall_responsible_organisation_id not in (None, initiator.id):
         # Only a participating huvudman may hold it, and at creation the initiator is the only participant.
@@ -392,6 +394,8 @@ async def patch(
         changes["legal_basis"] = [b.strip() for b in basis]
     if changes.get("overall_responsible_organisation_id") is not None:
         await _check_overall_responsible(session, plan, changes["overall_responsible_organisation_id"])
+    if changes.get("follow_up_date") is not None and changes["follow_up_date"] < utcnow().date():
+        raise _field_error("follow_up_date", "a follow-up date cannot be in the past")
     if plan.status == PlanStatus.active:
         # An active plan keeps what activation required.
         for key in ("follow_up_date", "overall_responsible_organisation_id"):

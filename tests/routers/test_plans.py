@@ -170,7 +170,13 @@ async def _case(drv: PlanDriver, session: AsyncSession, case: str) -> tuple[str,
     if case == "follow_up_missing":
         return (await build(drv, follow_up=None))["pid"], "sthlm-stad"
     if case == "follow_up_past":
-        return (await build(drv, follow_up=TODAY - timedelta(days=1)))["pid"], "sthlm-stad"
+        # Set in the future (the API refuses a past date), then time passes.
+        made = await build(drv)
+        await session.execute(
+            update(Plan).where(Plan.id == uuid.UUID(made["pid"])).values(follow_up_date=TODAY - timedelta(days=1))  # type: ignore[arg-type]
+        )
+        await session.commit()
+        return made["pid"], "sthlm-stad"
     raise AssertionError(case)
 
 
@@ -1141,3 +1147,21 @@ async def test_a_refused_activation_leaves_no_trace_in_the_database(
     await session.commit()
     assert (row.status, row.version) == ("draft", version)
     assert sorted(numbers) == list(range(1, version + 1))
+
+
+async def test_a_follow_up_date_in_the_past_is_refused_on_create_and_patch(client, auth, orgs) -> None:
+    from datetime import date, timedelta
+
+    from tests.plan_helpers import PlanDriver
+
+    drv = PlanDriver(client, auth, orgs)
+    cid = (await drv.register_client())["id"]
+    yesterday = str(date.today() - timedelta(days=1))
+    body = {"client_id": cid, "title": "SIP", "follow_up_date": yesterday}
+    r = await client.post("/api/v1/plans", json=body, headers=drv.h("sthlm-stad"))
+    problem = assert_problem(r, 422)
+    assert [e["field"] for e in problem["errors"]] == ["follow_up_date"]  # type: ignore[union-attr]
+    plan = await drv.create_plan(client_id=cid)
+    r = await drv.patch(plan["id"], "", {"follow_up_date": yesterday}, **{"If-Match": f'"{plan["version"]}"'})
+    assert_problem(r, 422)
+    assert (await drv.get(plan["id"])).json()["follow_up_date"] == plan["follow_up_date"]
