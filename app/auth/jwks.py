@@ -19,6 +19,9 @@ class JwksUnavailable(Exception):
 class _Entry:
     keys: dict[str, dict[str, Any]]
     fetched_at: float
+    # After a failed refresh: no new try before this time, so an outage at the issuer does not
+    # make every request wait for a fetch.
+    next_try: float = 0.0
 
 
 @dataclass
@@ -40,13 +43,15 @@ class JwksCache:
             stale = entry is None or self._age(entry) >= self.ttl_seconds
             unknown_kid = entry is not None and kid not in entry.keys
             may_refresh = entry is None or self._age(entry) >= self.min_refresh_seconds
-            if stale or (unknown_kid and may_refresh):
+            backing_off = entry is not None and self.clock() < entry.next_try
+            if not backing_off and (stale or (unknown_kid and may_refresh)):
                 try:
                     entry = await self._fetch(jwks_url)
                 except JwksUnavailable:
                     if entry is None:
                         raise
                     # Keep serving the keys we have rather than locking everybody out.
+                    entry.next_try = self.clock() + self.min_refresh_seconds
             assert entry is not None
             return entry.keys.get(kid)
 

@@ -259,6 +259,23 @@ async def test_failed_refresh_after_ttl_keeps_serving_cached_keys(
 
 
 @pytest.mark.parametrize("failure", FAILURES, ids=FAILURE_IDS)
+async def test_after_a_failed_refresh_the_cache_waits_before_trying_again(
+    cache: JwksCache, idp: Jwks, clock: FakeClock, failure: httpx.Response | Exception
+) -> None:
+    await cache.key(JWKS_URL, "k1")
+    idp.failure = failure
+    clock.advance(TTL + 1)
+    for _ in range(5):  # an outage at the issuer: requests do not each wait for a fetch
+        assert await cache.key(JWKS_URL, "k1") == jwk("k1")
+        assert await cache.key(JWKS_URL, "unknown") is None
+        clock.advance(MIN_REFRESH / 10)
+    assert idp.fetches == 2
+    clock.advance(MIN_REFRESH)
+    await cache.key(JWKS_URL, "k1")
+    assert idp.fetches == 3
+
+
+@pytest.mark.parametrize("failure", FAILURES, ids=FAILURE_IDS)
 async def test_failed_refresh_for_unknown_kid_keeps_cached_keys(
     cache: JwksCache, idp: Jwks, clock: FakeClock, failure: httpx.Response | Exception
 ) -> None:
