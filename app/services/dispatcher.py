@@ -85,7 +85,8 @@ class Dispatcher:
         self.db = db
         self.http = http
         self.settings = settings
-        self._last_scan = 0.0
+        # Minus infinity, not 0.0: the first round scans even on a host up for less than a minute.
+        self._last_scan = float("-inf")
 
     async def claim(self, now: datetime, batch: int) -> list[_Job]:
         """Take due deliveries (and expired leases) under a new lease, in one short transaction."""
@@ -120,6 +121,19 @@ class Dispatcher:
                 event = (
                     await session.execute(select(OutboxEvent).where(OutboxEvent.seq == d.event_seq))
                 ).scalar_one()
+                if d.status == DeliveryStatus.delivering and d.lease_until is not None:
+                    # The worker holding the lease never reported back (it died mid-delivery):
+                    # its attempt is recorded as lost, so every attempt stays visible.
+                    session.add(
+                        WebhookAttempt(
+                            delivery_id=d.id,
+                            organisation_id=d.organisation_id,
+                            attempt=d.attempts,
+                            started_at=d.lease_until - timedelta(seconds=self.settings.webhook_lease_seconds),
+                            duration_ms=0,
+                            error="lost: the worker stopped before reporting (lease expired)",
+                        )
+                    )
                 d.status = DeliveryStatus.delivering
                 d.lease_until = lease_until
                 d.attempts += 1
@@ -170,7 +184,7 @@ class Dispatcher:
             status_code = response.status_code
             if not 200 <= status_code < 300:
                 error = f"receiver answered {status_code}"
-        except httpx.HTTPError as exc:
+        except Exception as exc:  # any failure (also httpx.InvalidURL, not an HTTPError) is an attempt
             error = f"{type(exc).__name__}"[:300]
         duration_ms = int((time.perf_counter() - t0) * 1000)
         await self._record(job, started, duration_ms, status_code, error)
@@ -217,6 +231,9 @@ class Dispatcher:
                             col(Plan.status).in_((PlanStatus.active, PlanStatus.paused)),
                             col(Plan.follow_up_date) <= day,
                         )
+                        # One order for every worker: concurrent scans then wait on the same first
+                        # dedupe key instead of deadlocking on each other's (PostgreSQL).
+                        .order_by(col(Plan.id))
                     )
                 )
                 .scalars()

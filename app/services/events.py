@@ -41,6 +41,8 @@ CHANGE_EVENTS: dict[str, tuple[EventType, ...]] = {
     "plan.close": (EventType.plan_closed,),
     "plan.cancel": (EventType.plan_cancelled,),
     "plan.action.propose": (EventType.action_proposed,),
+    # An organisation adding its own action has accepted it at once.
+    "plan.action.add": (EventType.action_accepted,),
     "plan.action.accept": (EventType.action_accepted,),
     "plan.action.dispute": (EventType.action_disputed,),
     "plan.consent.give": (EventType.consent_given,),
@@ -91,9 +93,12 @@ async def emit(
             payload={"plan_id": str(plan.id) if plan else None, **payload},
             dedupe_key=dedupe_key,
         )
-        session.add(event)
         try:
+            # Added inside the savepoint: begin_nested() flushes what is pending first, so an event
+            # added before it would hit the dedupe constraint outside the savepoint and spoil the
+            # whole transaction instead of being skipped.
             async with session.begin_nested():
+                session.add(event)
                 await session.flush()
         except IntegrityError:
             if dedupe_key is None:
@@ -171,7 +176,13 @@ async def feed(session: AsyncSession, p: Principal, *, after: int, limit: int) -
 
 
 def _check_url(url: str, settings: Settings) -> str:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port or 443  # raises ValueError for a port out of range or not a number
+    except ValueError:
+        raise UnprocessableEntity(
+            "the webhook URL is not a valid URL", errors=[{"field": "url", "message": "not a valid URL"}]
+        ) from None
     if parts.scheme != "https" or not parts.hostname:
         raise UnprocessableEntity(
             "webhook URLs must be https", errors=[{"field": "url", "message": "must be an https URL"}]
@@ -184,8 +195,8 @@ def _check_url(url: str, settings: Settings) -> str:
     own = urlsplit(settings.public_base_url)
     default_port = {"https": 443, "http": 80}
     own_port = own.port or default_port.get(own.scheme, 0)
-    port = parts.port or 443
-    if parts.hostname.lower() == (own.hostname or "").lower() and port == own_port:
+    # Host names compare without case and without the root label's trailing dot.
+    if parts.hostname.lower().rstrip(".") == (own.hostname or "").lower().rstrip(".") and port == own_port:
         raise UnprocessableEntity(
             "a webhook may not point at Samplan itself",
             errors=[{"field": "url", "message": "points at this service"}],
