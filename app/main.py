@@ -36,6 +36,7 @@ from app.routers import (
     worklist,
 )
 from app.services.dispatcher import Dispatcher
+from app.web import routes as web_routes
 
 access_log = logging.getLogger("samplan.access")
 
@@ -204,6 +205,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         webhooks.router,
         events.router,
         audit.router,
+        web_routes.router,
     ):
         app.include_router(router)
     app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes)
