@@ -32,6 +32,7 @@ from app.routers import (
     meetings,
     organisations,
     plans,
+    reports,
     webhooks,
     worklist,
 )
@@ -205,6 +206,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         webhooks.router,
         events.router,
         audit.router,
+        reports.router,
         web_routes.router,
     ):
         app.include_router(router)

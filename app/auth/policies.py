@@ -86,3 +86,24 @@ def may_pull_events(p: Principal) -> Decision:
 
 def may_manage_webhooks(p: Principal) -> Decision:
     return p.has(Role.org_admin) or "only an org_admin manages webhooks"
+
+
+def may_read_coverage_reports(p: Principal) -> Decision:
+    """Aggregates only, never individual data: rss for its county, org_admin of a huvudman."""
+    if p.has(Role.rss):
+        return True
+    if p.has(Role.org_admin) and p.org_kind in ("kommun", "region"):
+        return True
+    return "only rss and the org_admin of a kommun or region read coverage reports"
+
+
+def may_read_coverage(p: Principal, county: str) -> Decision:
+    """rss: the county of its token. org_admin: a region its own county, a kommun the population
+    attributed to it (which lies in its own county)."""
+    if p.has(Role.rss) and p.county == county:
+        return True
+    if p.has(Role.org_admin) and p.org_kind in ("kommun", "region") and p.org_county == county:
+        return True
+    if p.has(Role.rss):
+        return f"an rss token reads its own county only ({p.county})"
+    return "an org_admin reads coverage for its own organisation's county only"
