@@ -141,6 +141,9 @@ class Authenticator:
                 county = identifiers.validate_county_code(str(county))
             except identifiers.InvalidIdentifier:
                 raise Unauthorized("an 'rss' token needs a valid 'county' claim") from None
+            if county != org.county_code:
+                # An RSS follows up its own county: a token cannot name another one.
+                raise Unauthorized("an 'rss' token's county must be its organisation's county")
         subject = str(claims["sub"])
         if len(subject) > 200:
             raise Unauthorized("the token's 'sub' claim is too long")

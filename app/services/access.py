@@ -24,6 +24,7 @@ from sqlmodel import and_, col, or_, select
 
 from app.auth import policies
 from app.auth.principal import Principal
+from app.db import system_scope
 from app.errors import NotFound
 from app.models.care_chain import CoordinatorAssignment, Episode
 from app.models.client import Client, ClientLink
@@ -124,7 +125,10 @@ class VisiblePlan:
 class VisibleClient:
     client: Client
     principal: Principal
-    known_to_caller: bool  # a client link exists: the caller's organisation may see the identity
+    known_to_caller: bool  # a client link exists: the caller's organisation knows the person
+    # A protected identity (skyddade personuppgifter) is shown only to the organisation that
+    # registered the client, "their own handläggare"; others that know the person see it masked.
+    sees_protected_identity: bool
     _token: object = field(repr=False, compare=False)
 
 
@@ -154,13 +158,22 @@ def visible_plans_query(p: Principal):  # type: ignore[no-untyped-def]
     return stmt.where(principal_plan_clause(p))
 
 
+def principal_client_clause(p: Principal, today: date | None = None) -> ColumnElement[bool]:
+    """The organisation's rule for clients, narrowed for a samordnare to the clients assigned to
+    them today, as for plans."""
+    org_rule = client_visible_clause(p.organisation_id)
+    if policies.works_through_assignments(p):
+        return and_(
+            org_rule, coordinator_clause(col(Client.id), p.user_id, today or datetime.now(UTC).date())
+        )
+    return org_rule
+
+
 async def load_client(session: AsyncSession, p: Principal, client_id: uuid.UUID) -> VisibleClient:
     if policies.may_read_clients(p) is not True:
         raise NotFound("no such client")
     client = (
-        await session.execute(
-            select(Client).where(Client.id == client_id, client_visible_clause(p.organisation_id))
-        )
+        await session.execute(select(Client).where(Client.id == client_id, principal_client_clause(p)))
     ).scalar_one_or_none()
     if client is None:
         raise NotFound("no such client")
@@ -169,9 +182,26 @@ async def load_client(session: AsyncSession, p: Principal, client_id: uuid.UUID)
             ClientLink.client_id == client_id, ClientLink.organisation_id == p.organisation_id
         )
     )
-    return VisibleClient(client, p, linked is not None, _TOKEN)
+    sees = (
+        not client.protected_identity
+        or await registering_organisation(session, client_id) == p.organisation_id
+    )
+    return VisibleClient(client, p, linked is not None, sees, _TOKEN)
 
 
-def vouch_client(client: Client, p: Principal, known_to_caller: bool) -> VisibleClient:
+async def registering_organisation(session: AsyncSession, client_id: uuid.UUID) -> uuid.UUID | None:
+    """The organisation that registered the client first (its link is the oldest)."""
+    async with system_scope(session):  # the oldest link may be another organisation's
+        return await session.scalar(
+            select(ClientLink.organisation_id)
+            .where(ClientLink.client_id == client_id)
+            .order_by(col(ClientLink.created_at), col(ClientLink.id))
+            .limit(1)
+        )
+
+
+def vouch_client(
+    client: Client, p: Principal, known_to_caller: bool, sees_protected_identity: bool
+) -> VisibleClient:
     """For the client service, which has just linked the caller's organisation to the client."""
-    return VisibleClient(client, p, known_to_caller, _TOKEN)
+    return VisibleClient(client, p, known_to_caller, sees_protected_identity, _TOKEN)

@@ -65,11 +65,17 @@ async def register(
         elif data.protected_identity and not client.protected_identity:
             # Protection only ever gets stricter through registration.
             client.protected_identity = True
+        registrar = (
+            client.protected_identity
+            and not created
+            and await access.registering_organisation(session, client.id)
+        )
         await link(session, p, client)
+    sees_identity = not client.protected_identity or created or registrar == p.organisation_id
     audit.record(
         session, p, "client.register" if created else "client.link", "client", client.id, client_id=client.id
     )
-    return access.vouch_client(client, p, True), created
+    return access.vouch_client(client, p, True, sees_identity), created
 
 
 async def search(session: AsyncSession, p: Principal, personal_number: str) -> access.VisibleClient:
@@ -78,9 +84,7 @@ async def search(session: AsyncSession, p: Principal, personal_number: str) -> a
         raise NotFound("no client with that personal number is known to your organisation")
     pnr = identifiers.parse_personal_number(personal_number)
     client_id = await session.scalar(
-        select(Client.id).where(
-            Client.personal_number == pnr.value, access.client_visible_clause(p.organisation_id)
-        )
+        select(Client.id).where(Client.personal_number == pnr.value, access.principal_client_clause(p))
     )
     if client_id is None:
         audit.record(session, p, "client.search.miss", "client", keep_on_failure=True)
@@ -99,7 +103,7 @@ def public(visible: access.VisibleClient, *, created: bool = False) -> ClientPub
     """The client as the caller may see them: protected identities are masked for organisations
     that do not know the client, and the personal number is shown only to those that do."""
     c = visible.client
-    masked = c.protected_identity and not visible.known_to_caller
+    masked = c.protected_identity and not visible.sees_protected_identity
     return ClientPublic(
         id=c.id,
         personal_number=c.personal_number if visible.known_to_caller else None,

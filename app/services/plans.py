@@ -55,7 +55,7 @@ from app.models.plan import (
     TransitionTarget,
 )
 from app.models.types import utcnow
-from app.services import access, audit, clients, events, plan_rules
+from app.services import access, audit, events, plan_rules
 from app.services.access import VisiblePlan
 
 _CONSENT_CLOCK_SKEW = timedelta(minutes=5)
@@ -332,10 +332,10 @@ def _participant_kind_for(org: Organisation) -> ParticipantKind:
 async def create(session: AsyncSession, p: Principal, data: PlanCreate) -> PlanPublic:
     policies.require(policies.may_author(p))
     try:
-        visible_client = await access.load_client(session, p, data.client_id)
+        await access.load_client(session, p, data.client_id)
     except NotFound:
         raise _field_error("client_id", "no such client is known to your organisation") from None
-    await clients.link(session, p, visible_client.client)
+    # No client link is added: seeing a client through a consented plan is not knowing them.
     if data.follow_up_date is not None and data.follow_up_date < utcnow().date():
         raise _field_error("follow_up_date", "a follow-up date cannot be in the past")
     initiator = await _organisation(session, p.organisation_id, "initiating organisation")

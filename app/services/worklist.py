@@ -85,7 +85,8 @@ def _caller_clients(p: Principal, today: date) -> Any:
     if policies.works_through_assignments(p):
         return assigned
     linked = select(ClientLink.client_id).where(ClientLink.organisation_id == p.organisation_id)
-    return select(union(assigned, linked).subquery().c[0])
+    initiated = select(Plan.client_id).where(Plan.initiating_organisation_id == p.organisation_id)
+    return select(union(assigned, linked, initiated).subquery().c[0])
 
 
 def _aftercare_plan_exists(p: Principal, client_id: Any, today: date) -> ColumnElement[bool]:
@@ -306,19 +307,14 @@ async def worklist(
 async def _client_names(
     session: AsyncSession, p: Principal, client_ids: set[uuid.UUID]
 ) -> dict[uuid.UUID, str]:
+    """Names as clients.public shows them: a protected identity only to the registering organisation."""
     if not client_ids:
         return {}
-    linked = exists().where(
-        col(ClientLink.client_id) == col(Client.id), col(ClientLink.organisation_id) == p.organisation_id
-    )
     stmt = rows_of(
-        col(Client.id),
-        col(Client.given_name),
-        col(Client.family_name),
-        col(Client.protected_identity),
-        linked,
+        col(Client.id), col(Client.given_name), col(Client.family_name), col(Client.protected_identity)
     ).where(col(Client.id).in_(client_ids))
     out = {}
-    for client_id, given, family, protected, known in (await session.execute(stmt)).all():
-        out[client_id] = MASKED_NAME if protected and not known else f"{given} {family}"
+    for client_id, given, family, protected in (await session.execute(stmt)).all():
+        sees = not protected or await access.registering_organisation(session, client_id) == p.organisation_id
+        out[client_id] = f"{given} {family}" if sees else MASKED_NAME
     return out

@@ -601,15 +601,30 @@ def test_whole_story_in_the_browser(chromium: Any, live_server: LiveServer, arti
         expect(hanna.locator("article.meeting .record")).to_contain_text("Regionen ansvarar för LARO")
         shot(hanna, "moten-dokumenterat")
 
-    # -- the samordnare takes the client and sees the follow-up on the worklist
+    # -- the handläggare makes Sam the client's samordnare: a samordnare reaches clients only
+    #    through their assignments, so before it Sam cannot find the client at all
     sam = _new_page(chromium, base, errors)
     _sign_in(sam, "demo-sthlm-samordnare", "Arbetslista")
     expect(sam.locator(f'tr:has-text("{client_name}")')).to_have_count(0)
+    sam_token = dev_tokens(base)["demo-sthlm-samordnare"]
+    sam_id = httpx.get(f"{base}/api/v1/me", headers={"Authorization": f"Bearer {sam_token}"}, timeout=10).json()[
+        "user_id"
+    ]
+    hanna.get_by_role("link", name="Klienter", exact=True).click()
+    hanna.get_by_role("search").get_by_label("Personnummer eller samordningsnummer").fill(pnr)
+    hanna.get_by_role("search").get_by_role("button", name="Sök").click()
+    expect(hanna.locator("h1")).to_have_text(f"Klient: {client_name}")
+    hanna.locator("details.more-forms summary", has_text="Tilldela någon annan").click()
+    assign = hanna.get_by_role("form", name="Tilldela eller överlämna samordnare")
+    assign.get_by_label("Samordnarens användar-id").fill(sam_id)
+    assign.get_by_role("button", name="Tilldela").click()
+    expect(hanna.locator("li", has_text="nuvarande samordnare")).to_contain_text("Sam Samordnare")
+
+    # -- the samordnare finds the client, sees the timeline and the follow-up on the worklist
     sam.get_by_role("link", name="Klienter", exact=True).click()
     sam.get_by_role("search").get_by_label("Personnummer eller samordningsnummer").fill(pnr)
     sam.get_by_role("search").get_by_role("button", name="Sök").click()
     expect(sam.locator("h1")).to_have_text(f"Klient: {client_name}")
-    sam.get_by_role("button", name="Ta uppdraget som samordnare").click()
     expect(sam.locator("li", has_text="nuvarande samordnare")).to_contain_text("Sam Samordnare")
     timeline = sam.locator("ol.timeline")
     expect(timeline).to_contain_text("LVM-vård")
