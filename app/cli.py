@@ -100,6 +100,15 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         log_level=settings.log_level.lower(),
         access_log=False,  # RequestGuard logs a line per request without query strings
         proxy_headers=False,
+        # Abuse limits (docs/reliability.md). Beyond limit_concurrency connections or requests in
+        # flight (per worker) new requests get 503 at once instead of queueing; idle keep-alive
+        # connections are closed after a few seconds; the h11 parser (chosen explicitly, since
+        # httptools has no such setting) refuses a request line plus headers larger than the
+        # limit. A trickled body is cut off by RequestGuard after body_read_timeout_seconds.
+        http="h11",
+        limit_concurrency=settings.server_limit_concurrency,
+        timeout_keep_alive=settings.server_keep_alive_seconds,
+        h11_max_incomplete_event_size=settings.server_max_header_bytes,
     )
     return 0
 

@@ -37,6 +37,23 @@ class Settings(BaseSettings):
     db_connect_timeout_s: float = Field(default=3.0, gt=0)
 
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # A client that has not sent its whole body this long after its headers is answered 408
+    # (RequestGuard), so a trickled upload cannot hold a worker indefinitely.
+    body_read_timeout_seconds: float = Field(default=30.0, gt=0)
+
+    # Rate limits per user (issuer + subject) and per organisation: token buckets of `burst`
+    # requests refilled at `per_minute`; 429 with Retry-After when empty. Per process (app/ratelimit.py).
+    rate_limit_enabled: bool = True
+    rate_limit_user_per_minute: int = Field(default=600, ge=1)
+    rate_limit_user_burst: int = Field(default=120, ge=1)
+    rate_limit_org_per_minute: int = Field(default=3000, ge=1)
+    rate_limit_org_burst: int = Field(default=600, ge=1)
+
+    # `samplan serve` (uvicorn) limits: connections or requests in flight before 503, seconds an
+    # idle keep-alive connection is held, and the largest request line plus headers in bytes.
+    server_limit_concurrency: int = Field(default=200, ge=1)
+    server_keep_alive_seconds: int = Field(default=5, ge=1)
+    server_max_header_bytes: int = Field(default=32_768, ge=4096)
     jwks_cache_seconds: int = Field(default=3600, ge=60)
     jwks_min_refresh_seconds: int = Field(default=60, ge=0)
     http_timeout_seconds: float = Field(default=5.0, gt=0)

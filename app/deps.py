@@ -2,20 +2,35 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import event
+from sqlalchemy.engine import Engine, ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.authenticate import Authenticator
 from app.auth.principal import Principal
 from app.config import Settings
 from app.db import Database, TenantContext
-from app.errors import BadRequest, PreconditionRequired, Problem, Unauthorized
+from app.errors import (
+    BadRequest,
+    PreconditionRequired,
+    Problem,
+    ServiceUnavailable,
+    Unauthorized,
+    _is_connection_error,
+)
+from app.ratelimit import RateLimiter
 from app.services import audit, idempotency
 from app.services.idempotency import Idempotency
+
+log = logging.getLogger("samplan.errors")
 
 _bearer = HTTPBearer(auto_error=False, description="A JWT from an issuer trusted for your organisation")
 
@@ -36,9 +51,79 @@ async def get_principal(
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise Unauthorized("a bearer token is required")
     authenticator: Authenticator = request.app.state.authenticator
-    principal = await authenticator.authenticate(credentials.credentials)
+    with database_outage_as_503():
+        principal = await authenticator.authenticate(credentials.credentials)
     request.state.principal = principal
+    # After authentication, so anonymous endpoints are never limited and a bad token never
+    # charges anyone's bucket; 429 problem+json with Retry-After when a bucket is empty.
+    _rate_limiter(request).check(principal)
     return principal
+
+
+def _rate_limiter(request: Request) -> RateLimiter:
+    """The app's limiter, made on first use (one per app, so per process and per test app)."""
+    limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
+    if limiter is None:
+        limiter = RateLimiter(request.app.state.settings)
+        request.app.state.rate_limiter = limiter
+    return limiter
+
+
+# Errors SQLAlchemy judged to be a lost connection, in the current request. The greenlets that
+# SQLAlchemy's async layer runs in share the request's context, so the listener sees the list.
+_disconnects_seen: ContextVar[list[str] | None] = ContextVar("samplan_disconnects_seen", default=None)
+
+
+def _note_disconnect(context: ExceptionContext) -> None:
+    # A failed pre-ping is followed by a fresh connection; only a lost one in use counts.
+    if context.is_disconnect and not context.is_pre_ping:
+        seen = _disconnects_seen.get()
+        if seen is not None:
+            seen.append(type(context.original_exception).__name__)
+
+
+event.listen(Engine, "handle_error", _note_disconnect)
+
+
+@contextmanager
+def database_outage_as_503() -> Iterator[None]:
+    """A database that goes away mid-request answers 503 problem+json with Retry-After as a
+    Problem. Left to the catch-all handler it would answer the same, but Starlette re-raises from
+    there and the server then drops the client's keep-alive connection. The error that reaches
+    here may not be the connection error itself but a later one from the broken transaction
+    (a PendingRollbackError from a `finally` that touched the session), so a disconnect that
+    SQLAlchemy saw during the request counts too."""
+    seen: list[str] = []
+    _disconnects_seen.set(seen)
+    try:
+        yield
+    except Problem:
+        raise
+    except Exception as exc:
+        if not (seen or _database_unreachable(exc)):
+            raise
+        log.warning("database unavailable: %s", seen[0] if seen else _root_cause(exc))
+        raise ServiceUnavailable("the database is not reachable right now; retry shortly") from exc
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The driver's own exception class (never the message: it may quote SQL parameters)."""
+    for _ in range(5):
+        if exc.__cause__ is None:
+            break
+        exc = exc.__cause__
+    return type(exc).__name__
+
+
+def _database_unreachable(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return False
+        if _is_connection_error(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
@@ -53,17 +138,18 @@ async def get_session(
     audit events) when the route returns and before the response is sent."""
     async with db.session(TenantContext.org(principal.organisation_id)) as session:
         session.info["request_id"] = getattr(request.state, "request_id", None)
-        try:
-            yield session
-        except Problem:
-            # The change is undone; attempts worth auditing (refused look-ups) are still written.
-            await session.rollback()
-            if audit.keep_only_attempts(session):
-                await audit.flush(session, db.settings.audit_pepper)
-                await session.commit()
-            raise
-        await audit.flush(session, db.settings.audit_pepper)
-        await session.commit()
+        with database_outage_as_503():
+            try:
+                yield session
+            except Problem:
+                # The change is undone; attempts worth auditing (refused look-ups) are still written.
+                await session.rollback()
+                if audit.keep_only_attempts(session):
+                    await audit.flush(session, db.settings.audit_pepper)
+                    await session.commit()
+                raise
+            await audit.flush(session, db.settings.audit_pepper)
+            await session.commit()
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from http import HTTPStatus
 from typing import Any
@@ -264,8 +265,96 @@ async def _on_replay(request: Request, exc: Exception) -> Response:
     return exc.response()
 
 
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "description": "An RFC 9457 problem. Validation errors and domain-rule refusals list every failing "
+    "field or unmet rule in `errors`; some problems carry more members (e.g. `current_version`).",
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string", "format": "uri"},
+        "title": {"type": "string"},
+        "status": {"type": "integer", "minimum": 400, "maximum": 599},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "request_id": {"type": "string"},
+        "errors": {"type": "array", "items": {"type": "object"}},
+    },
+    "example": {
+        "type": TYPE_BASE + "validation",
+        "title": "Validation failed",
+        "status": 422,
+        "detail": "the request has invalid fields: body.title",
+        "instance": "/api/v1/plans",
+        "request_id": "5b0f2c1e-7d4a-4f0e-9a57-3c1d2e4f5a6b",
+        "errors": [{"field": "body.title", "message": "Field required", "code": "missing"}],
+    },
+}
+
+# The problems every authenticated API operation may answer, and those that depend on its shape.
+_COMMON_PROBLEMS = {
+    400: "malformed request: a bad cursor, header or Content-Length",
+    401: "the bearer token is missing, expired or not from a trusted issuer",
+    403: "your role or organisation may not do this",
+    422: "invalid input (every failing field listed in `errors`) or a domain rule not met",
+    429: "too many requests; retry after `Retry-After` seconds",
+    503: "the database is not reachable right now; retry after `Retry-After` seconds",
+}
+_PATH_PROBLEMS = {404: "no such resource within your reach"}
+_BODY_PROBLEMS = {
+    413: "the request body is too large",
+    415: "the request body must be JSON",
+}
+_WRITE_PROBLEMS = {409: "the change conflicts with the current state or with existing data"}
+_IF_MATCH_PROBLEMS = {412: "If-Match does not match the plan's current version"}
+
+
+def document_problems(openapi: dict[str, Any]) -> dict[str, Any]:
+    """Document the problem+json answers in an OpenAPI document, in place: the `Problem` schema,
+    the statuses each operation can answer (by its shape: authenticated, path parameters, a body,
+    If-Match), and problem+json (not FastAPI's default `HTTPValidationError`) for every 4xx and
+    5xx, as `_on_problem` and the other handlers answer them."""
+    schemas = openapi.setdefault("components", {}).setdefault("schemas", {})
+    schemas["Problem"] = PROBLEM_SCHEMA
+    content = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for operations in openapi.get("paths", {}).values():
+        for method, operation in operations.items():
+            params = operation.get("parameters", [])
+            wanted = dict(_COMMON_PROBLEMS) if operation.get("security") else {}
+            if any(p.get("in") == "path" for p in params):
+                wanted.update(_PATH_PROBLEMS)
+            if method in ("post", "put", "patch"):
+                wanted.update(_BODY_PROBLEMS)
+            if method in ("post", "put", "patch", "delete") and operation.get("security"):
+                wanted.update(_WRITE_PROBLEMS)
+            if any(p.get("in") == "header" and p.get("name", "").lower() == "if-match" for p in params):
+                wanted.update(_IF_MATCH_PROBLEMS)
+            responses = operation.setdefault("responses", {})
+            for status, description in wanted.items():
+                responses.setdefault(str(status), {"description": description})
+            if responses.get("422", {}).get("description") == "Validation Error":
+                responses["422"]["description"] = _COMMON_PROBLEMS[422]
+            for status, response in responses.items():
+                if status[:1] in ("4", "5"):
+                    response["content"] = content
+    if "#/components/schemas/HTTPValidationError" not in json.dumps(openapi.get("paths", {})):
+        schemas.pop("HTTPValidationError", None)
+        schemas.pop("ValidationError", None)
+    return openapi
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    """Answer every error as problem+json, and say so in the OpenAPI document."""
     from app.services.idempotency import IdempotentReplay
+
+    generate_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_problems(generate_openapi())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     app.add_exception_handler(IdempotentReplay, _on_replay)
     app.add_exception_handler(Problem, _on_problem)

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -22,6 +22,7 @@ from app.auth.jwks import JwksCache
 from app.config import Settings, get_settings
 from app.db import Database
 from app.errors import PROBLEM_JSON, install_error_handlers, problem_response
+from app.nul_guard import reject_nul_characters
 from app.routers import (
     audit,
     care_chain,
@@ -54,13 +55,34 @@ class _BodyTooLarge(StarletteHTTPException):
         super().__init__(413, f"the request body is larger than {limit} bytes")
 
 
-class RequestGuard:
-    """Request id, body size limit, content type check and an access log line without bodies,
-    query strings or tokens (personal numbers never travel in URLs, and nothing else is logged)."""
+class _BodyReadTimeout(StarletteHTTPException):
+    """Raised when the body has not fully arrived in time (a trickling client); 408, and the
+    connection is closed because the rest of the body may still be on its way."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(self, seconds: float) -> None:
+        super().__init__(
+            408, f"the request body did not arrive within {seconds:g} s", headers={"Connection": "close"}
+        )
+
+
+class RequestGuard:
+    """Request id, body size limit, body read timeout, content type check and an access log line
+    without bodies, query strings or tokens (personal numbers never travel in URLs, and nothing
+    else is logged)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body_bytes: int,
+        body_read_timeout: float | None = None,
+        max_header_bytes: int | None = None,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.body_read_timeout = body_read_timeout
+        # h11's own limit only applies while headers are incomplete; this catches headers that
+        # arrived whole in one read.
+        self.max_header_bytes = max_header_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -86,20 +108,48 @@ class RequestGuard:
                 await early(scope, receive, send_with_id)
                 return
             received = 0
+            body_done = False
+            # The whole body must be in within body_read_timeout of the request's start. Only
+            # reads of the body are timed: once it is complete, receive() waits for a disconnect
+            # and may rightly wait as long as the response takes.
+            body_deadline = started + self.body_read_timeout if self.body_read_timeout else None
 
             async def limited_receive() -> Message:
-                nonlocal received
-                message = await receive()
+                nonlocal received, body_done
+                if body_done or body_deadline is None:
+                    message = await receive()
+                else:
+                    remaining = body_deadline - time.perf_counter()
+                    try:
+                        if remaining <= 0:
+                            raise TimeoutError
+                        message = await asyncio.wait_for(receive(), remaining)
+                    except TimeoutError:
+                        raise _BodyReadTimeout(self.body_read_timeout or 0) from None
                 if message["type"] == "http.request":
                     received += len(message.get("body", b""))
                     if received > self.max_body_bytes:
                         raise _BodyTooLarge(self.max_body_bytes)
+                    body_done = not message.get("more_body", False)
+                else:
+                    body_done = True
                 return message
 
             try:
                 await self.app(scope, limited_receive, send_with_id)
             except _BodyTooLarge:
                 await self._too_large()(scope, receive, send_with_id)
+            except _BodyReadTimeout as exc:
+                # Normally the app's HTTPException handler has already answered; this is for a
+                # read outside it. Connection: close makes the server drop the half-read request.
+                timeout_response = problem_response(
+                    408,
+                    "Request timeout",
+                    str(exc.detail),
+                    slug="request-timeout",
+                    headers={"Connection": "close"},
+                )
+                await timeout_response(scope, receive, send_with_id)
         finally:
             access_log.info(
                 "%s %s %s %.1fms rid=%s",
@@ -119,6 +169,17 @@ class RequestGuard:
         )
 
     def _early_refusal(self, scope: Scope, headers: dict[str, str]) -> ASGIApp | None:
+        if self.max_header_bytes is not None:
+            size = len(scope.get("raw_path") or b"") + len(scope.get("query_string", b""))
+            size += sum(len(k) + len(v) + 4 for k, v in scope["headers"])
+            if size > self.max_header_bytes:
+                return problem_response(
+                    431,
+                    "Request header fields too large",
+                    f"the request line and headers are larger than {self.max_header_bytes} bytes",
+                    slug="headers-too-large",
+                    headers={"Connection": "close"},
+                )
         length = headers.get("content-length")
         if length is not None:
             if not length.isdigit():
@@ -180,6 +241,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             "for your organisation; in dev mode `samplan dev-token` prints one."
         ),
         lifespan=lifespan,
+        dependencies=[Depends(reject_nul_characters)],
     )
     app.state.settings = settings
     app.state.db = database or Database(settings)
@@ -210,5 +272,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         web_routes.router,
     ):
         app.include_router(router)
-    app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestGuard,
+        max_body_bytes=settings.max_body_bytes,
+        body_read_timeout=settings.body_read_timeout_seconds,
+        max_header_bytes=settings.server_max_header_bytes,
+    )
     return app

@@ -6,7 +6,7 @@ import uuid
 from datetime import date, datetime
 from enum import StrEnum
 
-from pydantic import ConfigDict, field_validator
+from pydantic import ConfigDict, StrictBool, field_validator
 from sqlalchemy import Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
@@ -46,7 +46,8 @@ class ClientCreate(SQLModel):
     given_name: str = Field(min_length=1, max_length=100)
     family_name: str = Field(min_length=1, max_length=100)
     gender: Gender = Gender.okant
-    protected_identity: bool = False
+    # Strict: JSON true or false only, never 0, 1 or "yes" (the schema says boolean).
+    protected_identity: StrictBool = False
 
     @field_validator("personal_number")
     @classmethod

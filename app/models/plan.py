@@ -7,7 +7,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import ConfigDict, ValidationInfo, field_validator, model_validator
+from pydantic import ConfigDict, StrictBool, ValidationInfo, field_validator, model_validator
 from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
@@ -79,7 +79,8 @@ class PlanCreate(SQLModel):
     )
     overall_responsible_organisation_id: uuid.UUID | None = None
     follow_up_date: date | None = None
-    client_participated: bool = False
+    # Strict booleans in requests: JSON true or false only, never 0, 1 or "yes".
+    client_participated: StrictBool = False
 
     @model_validator(mode="after")
     def _basis_lengths(self) -> PlanCreate:
@@ -95,8 +96,8 @@ class PlanUpdate(SQLModel):
     legal_basis: list[str] | None = Field(default=None, max_length=10)
     overall_responsible_organisation_id: uuid.UUID | None = None
     follow_up_date: date | None = None
-    client_participated: bool | None = None
-    relatives_objection: bool | None = Field(
+    client_participated: StrictBool | None = None
+    relatives_objection: StrictBool | None = Field(
         default=None, description="the client objects to närstående taking part"
     )
 

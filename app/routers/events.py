@@ -11,6 +11,9 @@ from app.services.pagination import DEFAULT_LIMIT, Limit, Page
 
 router = APIRouter(prefix="/api/v1/events", tags=["events"])
 
+# `seq` is a BIGINT: a larger `after` is refused as invalid rather than overflowing the driver.
+_MAX_SEQ = 2**63 - 1
+
 
 @router.get(
     "",
@@ -21,7 +24,7 @@ router = APIRouter(prefix="/api/v1/events", tags=["events"])
 async def pull_events(
     session: SessionDep,
     principal: PrincipalDep,
-    after: Annotated[int, Query(ge=0, description="the last seq already processed")] = 0,
+    after: Annotated[int, Query(ge=0, le=_MAX_SEQ, description="the last seq already processed")] = 0,
     limit: Limit = DEFAULT_LIMIT,
 ) -> Page[EventPublic]:
     rows = await service.feed(session, principal, after=after, limit=limit)

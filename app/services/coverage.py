@@ -176,7 +176,15 @@ def add_years(d: date, years: int) -> date:
         return d.replace(year=d.year + years, day=28)
 
 
+# A report covers a real period. Dates far out are refused before any arithmetic on them (ages,
+# months, local midnights) can step outside the calendar's years 1 to 9999.
+EARLIEST_DAY, LATEST_DAY = date(1900, 1, 1), date(2999, 12, 31)
+
+
 def check_period(start: date, end: date) -> None:
+    for name, day in (("from", start), ("to", end)):
+        if not EARLIEST_DAY <= day <= LATEST_DAY:
+            raise _invalid(name, f"`{name}` must lie between {EARLIEST_DAY} and {LATEST_DAY}")
     if start > end:
         raise _invalid("from", "`from` is after `to`")
     if end >= add_years(start, MAX_YEARS):

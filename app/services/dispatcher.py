@@ -227,7 +227,8 @@ class Dispatcher:
             plans = (
                 (
                     await session.execute(
-                        select(Plan).where(
+                        select(Plan)
+                        .where(
                             col(Plan.status).in_((PlanStatus.active, PlanStatus.paused)),
                             col(Plan.follow_up_date) <= day,
                         )
