@@ -174,6 +174,11 @@ async def get_idempotency(
 IdempotencyDep = Annotated[Idempotency, Depends(get_idempotency)]
 
 
+def format_etag(version: int) -> str:
+    """A plan's ETag: its version in quotes, the form parse_if_match reads back."""
+    return f'"{version}"'
+
+
 def parse_if_match(value: str | None, *, required: bool) -> int | None:
     """ETags are the plan version in quotes: `"7"`."""
     if value is None:

@@ -8,7 +8,7 @@ import uuid
 from fastapi import APIRouter, Response, status
 from fastapi.responses import JSONResponse
 
-from app.deps import IdempotencyDep, IfMatchOptional, PrincipalDep, SessionDep
+from app.deps import IdempotencyDep, IfMatchOptional, PrincipalDep, SessionDep, format_etag
 from app.models.meeting import (
     FollowUpCreate,
     FollowUpPublic,
@@ -38,10 +38,6 @@ _ETAG = {
 }
 
 
-def _etag(version: int) -> str:
-    return f'"{version}"'
-
-
 # ---- meetings ------------------------------------------------------------------------------
 
 
@@ -66,7 +62,7 @@ async def create_meeting(
     if_match: IfMatchOptional,
 ) -> JSONResponse:
     meeting, version = await service.invite(session, principal, plan_id, data, if_match)
-    headers = {"ETag": _etag(version), "Location": f"/api/v1/plans/{plan_id}/meetings/{meeting.id}"}
+    headers = {"ETag": format_etag(version), "Location": f"/api/v1/plans/{plan_id}/meetings/{meeting.id}"}
     return await idem.respond(session, 201, meeting, headers)
 
 
@@ -87,7 +83,7 @@ async def list_meetings(
     items, next_cursor, version = await service.list_meetings(
         session, principal, plan_id, limit=limit, cursor=cursor
     )
-    response.headers["ETag"] = _etag(version)
+    response.headers["ETag"] = format_etag(version)
     return Page(items=items, next_cursor=next_cursor)
 
 
@@ -105,7 +101,7 @@ async def get_meeting(
     response: Response,
 ) -> MeetingPublic:
     meeting, version = await service.read_meeting(session, principal, plan_id, meeting_id)
-    response.headers["ETag"] = _etag(version)
+    response.headers["ETag"] = format_etag(version)
     return meeting
 
 
@@ -126,7 +122,7 @@ async def answer_meeting(
     if_match: IfMatchOptional,
 ) -> JSONResponse:
     meeting, version = await service.answer(session, principal, plan_id, meeting_id, data, if_match)
-    return await idem.respond(session, 200, meeting, {"ETag": _etag(version)})
+    return await idem.respond(session, 200, meeting, {"ETag": format_etag(version)})
 
 
 @router.patch(
@@ -150,7 +146,7 @@ async def update_meeting(
     response: Response,
 ) -> MeetingPublic:
     meeting, version = await service.update(session, principal, plan_id, meeting_id, data, if_match)
-    response.headers["ETag"] = _etag(version)
+    response.headers["ETag"] = format_etag(version)
     return meeting
 
 
@@ -177,7 +173,7 @@ async def create_follow_up(
     if_match: IfMatchOptional,
 ) -> JSONResponse:
     follow_up, version = await service.add_follow_up(session, principal, plan_id, data, if_match)
-    headers = {"ETag": _etag(version), "Location": f"/api/v1/plans/{plan_id}/follow-ups/{follow_up.id}"}
+    headers = {"ETag": format_etag(version), "Location": f"/api/v1/plans/{plan_id}/follow-ups/{follow_up.id}"}
     return await idem.respond(session, 201, follow_up, headers)
 
 
@@ -198,7 +194,7 @@ async def list_follow_ups(
     items, next_cursor, version = await service.list_follow_ups(
         session, principal, plan_id, limit=limit, cursor=cursor
     )
-    response.headers["ETag"] = _etag(version)
+    response.headers["ETag"] = format_etag(version)
     return Page(items=items, next_cursor=next_cursor)
 
 
@@ -216,7 +212,7 @@ async def get_follow_up(
     response: Response,
 ) -> FollowUpPublic:
     follow_up, version = await service.read_follow_up(session, principal, plan_id, follow_up_id)
-    response.headers["ETag"] = _etag(version)
+    response.headers["ETag"] = format_etag(version)
     return follow_up
 
 
@@ -242,5 +238,5 @@ async def record_follow_up(
     follow_up, version = await service.record_follow_up(
         session, principal, plan_id, follow_up_id, data, if_match
     )
-    response.headers["ETag"] = _etag(version)
+    response.headers["ETag"] = format_etag(version)
     return follow_up

@@ -5,7 +5,7 @@ import uuid
 from fastapi import APIRouter, Response, status
 from fastapi.responses import JSONResponse
 
-from app.deps import IdempotencyDep, IfMatchOptional, IfMatchRequired, PrincipalDep, SessionDep
+from app.deps import IdempotencyDep, IfMatchOptional, IfMatchRequired, PrincipalDep, SessionDep, format_etag
 from app.models.plan import (
     ActionCreate,
     ActionDispute,
@@ -43,7 +43,7 @@ _REQUIRED_IF_MATCH = {**_CHANGE_RESPONSES, 428: {"description": "If-Match is mis
 
 
 def etag(plan: PlanPublic) -> str:
-    return f'"{plan.version}"'
+    return format_etag(plan.version)
 
 
 def _with_etag(response: Response, plan: PlanPublic) -> PlanPublic:
