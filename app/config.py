@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     # Migrations run as the schema owner; the service itself connects as a role without ownership
     # (PostgreSQL), so RLS applies to it. Empty means "the same as database_url".
     migration_database_url: str = ""
+    # Reports (aggregates over a whole county) may read from a PostgreSQL read replica: a hot
+    # standby reached as the same service role. Empty means "the primary" (database_url).
+    read_database_url: str = ""
     # Name of the PostgreSQL role the service connects as; migrations grant it table privileges.
     db_app_role: str = "samplan_app"
     db_pool_size: int = Field(default=10, ge=1, le=200)

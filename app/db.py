@@ -114,6 +114,18 @@ class Database:
         self.sessionmaker: async_sessionmaker[AsyncSession] = async_sessionmaker(
             self.engine, expire_on_commit=False
         )
+        # Reports read through their own engine so that they can move to a read replica without
+        # touching the primary's pool; without a replica it is the primary's engine.
+        self.read_engine = (
+            make_engine(settings.read_database_url, settings)
+            if settings.read_database_url and engine is None
+            else self.engine
+        )
+        self._read_sessionmaker: async_sessionmaker[AsyncSession] | None = (
+            async_sessionmaker(self.read_engine, expire_on_commit=False)
+            if self.read_engine is not self.engine
+            else None
+        )
 
     @asynccontextmanager
     async def session(self, ctx: TenantContext = NOBODY) -> AsyncIterator[AsyncSession]:
@@ -121,12 +133,26 @@ class Database:
             session.info[TENANT_KEY] = ctx
             yield session
 
+    @asynccontextmanager
+    async def read_session(self, ctx: TenantContext = NOBODY) -> AsyncIterator[AsyncSession]:
+        """A session for reading only (reports): on the read replica when one is configured.
+        Nothing written here is ever committed."""
+        # Without a replica: the primary's (current) sessionmaker, which tests may have rebound.
+        async with (self._read_sessionmaker or self.sessionmaker)() as session:
+            session.info[TENANT_KEY] = ctx
+            try:
+                yield session
+            finally:
+                await session.rollback()
+
     async def ping(self) -> None:
         async with self.session() as session:
             await session.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.read_engine is not self.engine:
+            await self.read_engine.dispose()
 
 
 @asynccontextmanager

@@ -155,6 +155,17 @@ async def get_session(
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
+async def get_read_session(principal: PrincipalDep, db: DatabaseDep) -> AsyncIterator[AsyncSession]:
+    """A read-only session for reports, on the read replica when one is configured; what the
+    request writes (its audit event) goes through SessionDep to the primary."""
+    async with db.read_session(TenantContext.org(principal.organisation_id)) as session:
+        with database_outage_as_503():
+            yield session
+
+
+ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session, scope="function")]
+
+
 async def get_idempotency(
     request: Request,
     principal: PrincipalDep,

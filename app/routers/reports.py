@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
 
-from app.deps import PrincipalDep, SessionDep
+from app.deps import PrincipalDep, ReadSessionDep, SessionDep
 from app.errors import Problem
 from app.services import coverage
 from app.services.coverage import CoverageReport, Interval
@@ -157,6 +157,7 @@ _CSV_EXAMPLE = (
 )
 async def coverage_report(
     session: SessionDep,
+    read_session: ReadSessionDep,
     principal: PrincipalDep,
     response: Response,
     from_: Annotated[date, Query(alias="from", description="first day of the period, included")],
@@ -181,6 +182,7 @@ async def coverage_report(
     report = await coverage.coverage_report(
         session,
         principal,
+        read_session=read_session,
         county=county,
         start=from_,
         end=to,

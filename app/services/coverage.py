@@ -1174,6 +1174,7 @@ async def coverage_report(
     session: AsyncSession,
     p: Principal,
     *,
+    read_session: AsyncSession | None = None,
     county: str | None,
     start: date,
     end: date,
@@ -1196,15 +1197,17 @@ async def coverage_report(
     dims = sorted({d for b in breakdowns for d in b}, key=DIMENSION_ORDER.__getitem__)
 
     audit.record(session, p, "report.coverage.read", "report", f"coverage/{county}")
-    async with system_scope(session):  # aggregates over every organisation's rows in the county
-        kommuner = await _kommuner(session, scope)
+    # The aggregates may come from a read replica; the audit event goes to the primary.
+    reader = read_session if read_session is not None else session
+    async with system_scope(reader):  # aggregates over every organisation's rows in the county
+        kommuner = await _kommuner(reader, scope)
         sizes = {d: len(values) for d, values in _categories(kommuner).items()}
         if cell_count(len(periods), breakdowns, sizes) > MAX_CELLS:
             raise _invalid(
                 "group_by", "the answer would be too large: fewer or smaller breakdowns, or no monthly series"
             )
-        finest = await compute_counts(session, scope, periods, dims)
-        kommuner = await _add_unlisted_kommuner(session, kommuner, finest, dims)
+        finest = await compute_counts(reader, scope, periods, dims)
+        kommuner = await _add_unlisted_kommuner(reader, kommuner, finest, dims)
     scope_name = kommuner[0].name if scope.kommun_id is not None and kommuner else None
     return build_report(
         scope=scope,
