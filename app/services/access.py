@@ -18,9 +18,10 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
-from sqlalchemy import ColumnElement, exists
+from sqlalchemy import BindParameter, ColumnElement, bindparam, exists
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import and_, col, or_, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from app.auth import policies
 from app.auth.principal import Principal
@@ -33,7 +34,7 @@ from app.models.plan import Consent, ConsentScope, ParticipantKind, Plan, PlanPa
 ORG_PARTICIPANT_KINDS = (ParticipantKind.huvudman, ParticipantKind.other)
 
 
-def active_consent_clause(today: date) -> ColumnElement[bool]:
+def active_consent_clause(today: date | BindParameter[date]) -> ColumnElement[bool]:
     """A recorded consent that is neither withdrawn nor expired. (`given_at` cannot lie in the
     future: input validation refuses that, so the rule needs no clock comparison that the
     application and the database could disagree on.)"""
@@ -43,7 +44,12 @@ def active_consent_clause(today: date) -> ColumnElement[bool]:
     )
 
 
-def consent_covers(plan_id: object, organisation_id: uuid.UUID, today: date) -> ColumnElement[bool]:
+# An organisation id or a date, given as a value or as a bind parameter of a statement built once.
+OrgId = uuid.UUID | BindParameter[uuid.UUID]
+Day = date | BindParameter[date]
+
+
+def consent_covers(plan_id: object, organisation_id: OrgId, today: Day) -> ColumnElement[bool]:
     return exists().where(
         col(ConsentScope.plan_id) == plan_id,
         col(ConsentScope.organisation_id) == organisation_id,
@@ -52,8 +58,9 @@ def consent_covers(plan_id: object, organisation_id: uuid.UUID, today: date) -> 
     )
 
 
-def plan_visible_clause(organisation_id: uuid.UUID, today: date | None = None) -> ColumnElement[bool]:
-    today = today or datetime.now(UTC).date()
+def plan_visible_clause(organisation_id: OrgId, today: Day | None = None) -> ColumnElement[bool]:
+    if today is None:
+        today = datetime.now(UTC).date()
     participates = exists().where(
         col(PlanParticipant.plan_id) == col(Plan.id),
         col(PlanParticipant.organisation_id) == organisation_id,
@@ -65,7 +72,7 @@ def plan_visible_clause(organisation_id: uuid.UUID, today: date | None = None) -
     )
 
 
-def coordinator_clause(client_id: object, user_id: uuid.UUID, today: date) -> ColumnElement[bool]:
+def coordinator_clause(client_id: object, user_id: OrgId, today: Day) -> ColumnElement[bool]:
     """The user is the client's samordnare today."""
     return exists().where(
         col(CoordinatorAssignment.client_id) == client_id,
@@ -134,6 +141,26 @@ class VisibleClient:
 
 _TOKEN = object()
 
+# load_plan's statements, built once per variant and run with bind parameters: building the access
+# clause anew for each request cost more than running it.
+_ORG_ID: BindParameter[uuid.UUID] = bindparam("access_org_id")
+_USER_ID: BindParameter[uuid.UUID] = bindparam("access_user_id")
+_TODAY: BindParameter[date] = bindparam("access_today")
+_PLAN_ID: BindParameter[uuid.UUID] = bindparam("access_plan_id")
+
+
+def _load_plan_statement(through_assignments: bool, for_update: bool) -> SelectOfScalar[Plan]:
+    rule = plan_visible_clause(_ORG_ID, _TODAY)
+    if through_assignments:
+        rule = and_(rule, coordinator_clause(col(Plan.client_id), _USER_ID, _TODAY))
+    stmt = select(Plan).where(col(Plan.id) == _PLAN_ID, rule)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return stmt.execution_options(populate_existing=True)
+
+
+_LOAD_PLAN = {(a, u): _load_plan_statement(a, u) for a in (False, True) for u in (False, True)}
+
 
 async def load_plan(
     session: AsyncSession, p: Principal, plan_id: uuid.UUID, *, for_update: bool = False
@@ -141,10 +168,15 @@ async def load_plan(
     """The plan if the caller may read it; 404 otherwise, with no hint that it exists."""
     if policies.may_read_plans(p) is not True:
         raise NotFound("no such plan")
-    stmt = select(Plan).where(Plan.id == plan_id, principal_plan_clause(p))
-    if for_update:
-        stmt = stmt.with_for_update()
-    plan = (await session.execute(stmt.execution_options(populate_existing=True))).scalar_one_or_none()
+    # The same rule as principal_plan_clause, as a statement built once.
+    stmt = _LOAD_PLAN[(policies.works_through_assignments(p), for_update)]
+    params = {
+        "access_plan_id": plan_id,
+        "access_org_id": p.organisation_id,
+        "access_user_id": p.user_id,
+        "access_today": datetime.now(UTC).date(),
+    }
+    plan = (await session.execute(stmt, params)).scalar_one_or_none()
     if plan is None:
         raise NotFound("no such plan")
     return VisiblePlan(plan, p, _TOKEN)

@@ -13,7 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import bindparam
+from sqlalchemy import insert as sa_insert
+from sqlalchemy import select as sa_select
+from sqlalchemy import update as sa_update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import select
@@ -79,40 +82,74 @@ def event_hash(pepper: str, prev_hash: str, fields: dict[str, Any]) -> str:
     return hashlib.sha256(f"{pepper}|{prev_hash}|{canonical}".encode()).hexdigest()
 
 
-def _hashed_fields(event: AuditEvent) -> dict[str, Any]:
+_HASHED = (
+    "id",
+    "organisation_id",
+    "seq",
+    "occurred_at",
+    "actor_subject",
+    "actor_name",
+    "actor_roles",
+    "action",
+    "object_type",
+    "object_id",
+    "client_id",
+    "request_id",
+)
+
+
+def _hashed_row(row: dict[str, Any]) -> dict[str, Any]:
+    """What the hash covers, in the form it is hashed in (the same for a new row and a stored one)."""
     return {
-        "id": str(event.id),
-        "organisation_id": str(event.organisation_id),
-        "seq": event.seq,
-        "occurred_at": event.occurred_at.isoformat(),
-        "actor_subject": event.actor_subject,
-        "actor_name": event.actor_name,
-        "actor_roles": event.actor_roles,
-        "action": event.action,
-        "object_type": event.object_type,
-        "object_id": event.object_id,
-        "client_id": str(event.client_id) if event.client_id else None,
-        "request_id": event.request_id,
+        "id": str(row["id"]),
+        "organisation_id": str(row["organisation_id"]),
+        "seq": row["seq"],
+        "occurred_at": row["occurred_at"].isoformat(),
+        "actor_subject": row["actor_subject"],
+        "actor_name": row["actor_name"],
+        "actor_roles": row["actor_roles"],
+        "action": row["action"],
+        "object_type": row["object_type"],
+        "object_id": row["object_id"],
+        "client_id": str(row["client_id"]) if row["client_id"] else None,
+        "request_id": row["request_id"],
     }
 
 
-async def _lock_head(session: AsyncSession, organisation_id: uuid.UUID) -> AuditChainHead:
-    dialect = session.bind.dialect.name if session.bind else "sqlite"
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    await session.execute(
-        insert(AuditChainHead)
-        .values(organisation_id=organisation_id, last_seq=0, last_hash=GENESIS)
-        .on_conflict_do_nothing(index_elements=["organisation_id"])
-    )
-    head = (
+def _hashed_fields(event: AuditEvent) -> dict[str, Any]:
+    return _hashed_row({name: getattr(event, name) for name in _HASHED})
+
+
+_HEAD = AuditChainHead.__table__  # type: ignore[attr-defined]
+_EVENTS = AuditEvent.__table__  # type: ignore[attr-defined]
+# Built once: this runs in every request that touches client data.
+_LOCK_HEAD = (
+    sa_select(_HEAD.c.last_seq, _HEAD.c.last_hash)
+    .where(_HEAD.c.organisation_id == bindparam("head_org"))
+    .with_for_update()
+)
+_MOVE_HEAD = (
+    sa_update(_HEAD)
+    .where(_HEAD.c.organisation_id == bindparam("head_org"))
+    .values(last_seq=bindparam("new_seq"), last_hash=bindparam("new_hash"))
+)
+_INSERT_EVENTS = sa_insert(_EVENTS)
+
+
+async def _lock_head(session: AsyncSession, organisation_id: uuid.UUID) -> tuple[int, str]:
+    """The organisation's chain head, locked until commit; created on the organisation's first event."""
+    params = {"head_org": organisation_id}
+    head = (await session.execute(_LOCK_HEAD, params)).one_or_none()
+    if head is None:
+        dialect = session.bind.dialect.name if session.bind else "sqlite"
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         await session.execute(
-            select(AuditChainHead)
-            .where(AuditChainHead.organisation_id == organisation_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
+            insert(AuditChainHead)
+            .values(organisation_id=organisation_id, last_seq=0, last_hash=GENESIS)
+            .on_conflict_do_nothing(index_elements=["organisation_id"])
         )
-    ).scalar_one()
-    return head
+        head = (await session.execute(_LOCK_HEAD, params)).one()
+    return int(head.last_seq), str(head.last_hash)
 
 
 async def flush(session: AsyncSession, pepper: str) -> int:
@@ -124,35 +161,29 @@ async def flush(session: AsyncSession, pepper: str) -> int:
     for item in pending:
         by_org.setdefault(item.principal.organisation_id, []).append(item)
     for organisation_id in sorted(by_org):  # a fixed order, so two flushes never deadlock
-        head = await _lock_head(session, organisation_id)
-        seq, prev = head.last_seq, head.last_hash
+        seq, prev = await _lock_head(session, organisation_id)
+        rows: list[dict[str, Any]] = []
         for item in by_org[organisation_id]:
             seq += 1
-            event = AuditEvent(
-                id=new_id(),
-                organisation_id=organisation_id,
-                seq=seq,
-                occurred_at=item.occurred_at,
-                actor_subject=item.principal.subject,
-                actor_name=item.principal.name,
-                actor_roles=item.principal.roles_text,
-                action=item.action,
-                object_type=item.object_type,
-                object_id=item.object_id,
-                client_id=item.client_id,
-                request_id=item.request_id,
-                prev_hash=prev,
-                hash="",
-            )
-            event.hash = event_hash(pepper, prev, _hashed_fields(event))
-            prev = event.hash
-            session.add(event)
-        await session.execute(
-            update(AuditChainHead)
-            .where(AuditChainHead.organisation_id == organisation_id)  # type: ignore[arg-type]
-            .values(last_seq=seq, last_hash=prev)
-        )
-    await session.flush()
+            row: dict[str, Any] = {
+                "id": new_id(),
+                "organisation_id": organisation_id,
+                "seq": seq,
+                "occurred_at": item.occurred_at,
+                "actor_subject": item.principal.subject,
+                "actor_name": item.principal.name,
+                "actor_roles": item.principal.roles_text,
+                "action": item.action,
+                "object_type": item.object_type,
+                "object_id": item.object_id,
+                "client_id": item.client_id,
+                "request_id": item.request_id,
+                "prev_hash": prev,
+            }
+            row["hash"] = prev = event_hash(pepper, prev, _hashed_row(row))
+            rows.append(row)
+        await session.execute(_INSERT_EVENTS, rows)
+        await session.execute(_MOVE_HEAD, {"head_org": organisation_id, "new_seq": seq, "new_hash": prev})
     return len(pending)
 
 

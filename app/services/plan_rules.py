@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from app.models.organisation import OrganisationKind
 from app.models.plan import (
@@ -34,8 +34,12 @@ class UnmetRule:
 
 
 def consent_is_active(consent: Consent, now: datetime) -> bool:
+    return consent_is_active_at(consent.withdrawn_at, consent.valid_until, now)
+
+
+def consent_is_active_at(withdrawn_at: datetime | None, valid_until: date | None, now: datetime) -> bool:
     # Same rule as access.active_consent_clause and the RLS function.
-    return consent.withdrawn_at is None and (consent.valid_until is None or consent.valid_until >= now.date())
+    return withdrawn_at is None and (valid_until is None or valid_until >= now.date())
 
 
 def huvudman_participants(

@@ -12,7 +12,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from pydantic_core import to_jsonable_python
-from sqlalchemy import update
+from sqlalchemy import BindParameter, bindparam, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -25,25 +26,20 @@ from app.models.plan import (
     Action,
     ActionCreate,
     ActionDispute,
-    ActionPublic,
     ActionStatus,
     ActionUpdate,
     Consent,
     ConsentCreate,
-    ConsentPublic,
     ConsentScope,
     ConsentWithdraw,
     Goal,
     GoalCreate,
-    GoalPublic,
     GoalUpdate,
     Need,
     NeedCreate,
-    NeedPublic,
     NeedUpdate,
     ParticipantCreate,
     ParticipantKind,
-    ParticipantPublic,
     Plan,
     PlanCreate,
     PlanParticipant,
@@ -121,46 +117,64 @@ async def _actions(session: AsyncSession, plan_id: uuid.UUID) -> list[Action]:
     return list(rows.scalars())
 
 
+# The statements that read a whole plan, built once: each is compiled once per process and
+# reused, and returns plain rows (no ORM identities), which is most of what a read costs.
+_PLAN_ID: BindParameter[uuid.UUID] = bindparam("plan_id")
+_P, _O = PlanParticipant.__table__, Organisation.__table__  # type: ignore[attr-defined]
+_C, _CS = Consent.__table__, ConsentScope.__table__  # type: ignore[attr-defined]
+_N, _G, _A = Need.__table__, Goal.__table__, Action.__table__  # type: ignore[attr-defined]
+_READ_PARTICIPANTS = (
+    sa_select(_P, _O.c.name.label("organisation_name"), _O.c.kind.label("organisation_kind"))
+    .select_from(_P.outerjoin(_O, _O.c.id == _P.c.organisation_id))
+    .where(_P.c.plan_id == _PLAN_ID)
+    .order_by(_P.c.added_at, _P.c.id)
+)
+_READ_CONSENTS = (
+    sa_select(_C, _CS.c.organisation_id.label("scope_organisation_id"))
+    .select_from(_C.outerjoin(_CS, _CS.c.consent_id == _C.c.id))
+    .where(_C.c.plan_id == _PLAN_ID)
+    .order_by(_C.c.recorded_at, _C.c.id)
+)
+_READ_NEEDS = sa_select(_N).where(_N.c.plan_id == _PLAN_ID).order_by(_N.c.created_at, _N.c.id)
+_READ_GOALS = sa_select(_G).where(_G.c.plan_id == _PLAN_ID).order_by(_G.c.created_at, _G.c.id)
+_READ_ACTIONS = sa_select(_A).where(_A.c.plan_id == _PLAN_ID).order_by(_A.c.proposed_at, _A.c.id)
+
+
 async def detail(session: AsyncSession, vp: VisiblePlan) -> PlanPublic:
     plan = vp.plan
     now = datetime.now(UTC)
-    participants = await _participants(session, plan.id)
-    orgs = await _organisations(session, {p.organisation_id for p in participants if p.organisation_id})
-    consents = await _consents(session, plan.id)
-    needs = list(
-        (
-            await session.execute(select(Need).where(Need.plan_id == plan.id).order_by(col(Need.created_at)))
-        ).scalars()
-    )
-    goals = list(
-        (
-            await session.execute(select(Goal).where(Goal.plan_id == plan.id).order_by(col(Goal.created_at)))
-        ).scalars()
-    )
-    actions = await _actions(session, plan.id)
-    return PlanPublic(
-        **plan.model_dump(exclude={"legal_basis"}),
-        legal_basis=list(plan.legal_basis),
-        participants=[
-            ParticipantPublic(
-                **p.model_dump(),
-                organisation_name=orgs[p.organisation_id].name if p.organisation_id in orgs else None,
-                organisation_kind=orgs[p.organisation_id].kind.value if p.organisation_id in orgs else None,
+    params = {"plan_id": plan.id}
+    participants = [dict(r) for r in (await session.execute(_READ_PARTICIPANTS, params)).mappings()]
+    for p in participants:
+        kind = p["organisation_kind"]
+        p["organisation_kind"] = kind.value if kind is not None else None
+    consents: dict[uuid.UUID, dict[str, Any]] = {}
+    for row in (await session.execute(_READ_CONSENTS, params)).mappings():
+        consent = consents.get(row["id"])
+        if consent is None:
+            consent = consents[row["id"]] = dict(row)
+            consent["scope_organisation_ids"] = []
+            consent["active"] = plan_rules.consent_is_active_at(
+                row["withdrawn_at"], row["valid_until"], now
             )
-            for p in participants
-        ],
-        consents=[
-            ConsentPublic(
-                **c.model_dump(),
-                scope_organisation_ids=scope,
-                active=plan_rules.consent_is_active(c, now),
-            )
-            for c, scope in consents
-        ],
-        needs=[NeedPublic.model_validate(n, from_attributes=True) for n in needs],
-        goals=[GoalPublic.model_validate(g, from_attributes=True) for g in goals],
-        actions=[ActionPublic.model_validate(a, from_attributes=True) for a in actions],
-        disputed_action_count=sum(1 for a in actions if a.status == ActionStatus.disputed),
+        if row["scope_organisation_id"] is not None:
+            consent["scope_organisation_ids"].append(row["scope_organisation_id"])
+    for consent in consents.values():
+        consent["scope_organisation_ids"].sort(key=str)
+    needs = [dict(r) for r in (await session.execute(_READ_NEEDS, params)).mappings()]
+    goals = [dict(r) for r in (await session.execute(_READ_GOALS, params)).mappings()]
+    actions = [dict(r) for r in (await session.execute(_READ_ACTIONS, params)).mappings()]
+    return PlanPublic.model_validate(
+        {
+            **plan.model_dump(exclude={"legal_basis"}),
+            "legal_basis": list(plan.legal_basis),
+            "participants": participants,
+            "consents": list(consents.values()),
+            "needs": needs,
+            "goals": goals,
+            "actions": actions,
+            "disputed_action_count": sum(1 for a in actions if a["status"] == ActionStatus.disputed),
+        }
     )
 
 
