@@ -26,7 +26,6 @@ async def get_worklist(
     cursor: Cursor = None,
     signal: list[Signal] | None = Query(default=None, description="only these signals"),
 ) -> Page[WorklistItem]:
-    items = await worklist(session, principal, signals=set(signal) if signal else None)
     # The list is ordered by urgency; the cursor is the position after the last item sent.
     start = 0
     if cursor:
@@ -34,6 +33,7 @@ async def get_worklist(
         if not (position.isascii() and position.isdigit()):
             raise BadRequest("the cursor is not one this service issued")
         start = int(position)
-    page = items[start : start + limit]
-    more = start + limit < len(items)
+    page, more = await worklist(
+        session, principal, signals=set(signal) if signal else None, start=start, limit=limit
+    )
     return Page(items=page, next_cursor=encode_cursor([start + limit]) if more else None)

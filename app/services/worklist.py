@@ -269,8 +269,16 @@ async def _lonely_meetings(session: AsyncSession, p: Principal, clients: Any, to
 
 
 async def worklist(
-    session: AsyncSession, p: Principal, *, today: date | None = None, signals: set[Signal] | None = None
-) -> list[WorklistItem]:
+    session: AsyncSession,
+    p: Principal,
+    *,
+    today: date | None = None,
+    signals: set[Signal] | None = None,
+    start: int = 0,
+    limit: int | None = None,
+) -> tuple[list[WorklistItem], bool]:
+    """The caller's signals, most urgent first, from position `start`, at most `limit` of them;
+    and whether more follow. Only the clients on the page are named, and audited as read."""
     policies.require(policies.may_read_worklist(p))
     today = today or datetime.now(UTC).date()
     clients = _caller_clients(p, today)
@@ -282,11 +290,13 @@ async def worklist(
     rows += await _lonely_meetings(session, p, clients, today)
     if signals:
         rows = [r for r in rows if r.signal in signals]
-    names = await _client_names(session, p, {r.client_id for r in rows})
+    rows.sort(key=lambda r: (URGENCY[r.signal], r.since, str(r.client_id)))
+    end = len(rows) if limit is None else start + limit
+    page, more = rows[start:end], end < len(rows)
+    names = await _client_names(session, p, {r.client_id for r in page})
     for client_id in sorted(names, key=str):
         audit.record(session, p, "worklist.read", "client", client_id, client_id=client_id)
-    rows.sort(key=lambda r: (URGENCY[r.signal], r.since, str(r.client_id)))
-    return [
+    items = [
         WorklistItem(
             signal=r.signal,
             urgency=URGENCY[r.signal],
@@ -300,8 +310,9 @@ async def worklist(
             since=r.since,
             due=r.due,
         )
-        for r in rows
+        for r in page
     ]
+    return items, more
 
 
 async def _client_names(

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import update
+from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models.care_chain import Episode
@@ -497,3 +497,27 @@ async def test_roles_other_than_handlaggare_and_samordnare_get_403(drv: PlanDriv
 
 async def test_unauthenticated_worklist_is_401(drv: PlanDriver) -> None:
     assert_problem(await drv.client.get(WORKLIST), 401)
+
+
+async def test_only_the_clients_on_the_page_are_audited(drv: PlanDriver, session: AsyncSession) -> None:
+    """A page names (and so reveals) only its own clients; the audit trail says exactly those."""
+    clients = await _every_signal(drv, session)
+    headers = drv.h("sthlm-stad")
+    me = (await drv.client.get("/api/v1/me", headers=headers)).json()
+
+    async def audited_clients() -> list[str]:
+        rows = await session.execute(
+            text(
+                "SELECT object_id FROM audit_event WHERE action = 'worklist.read' AND actor_subject = :s "
+                "ORDER BY seq"
+            ),
+            {"s": me["subject"]},
+        )
+        return [r.object_id for r in rows]
+
+    before = await audited_clients()
+    r = await drv.client.get(WORKLIST, params={"limit": 2}, headers=headers)
+    assert r.status_code == 200, r.text
+    page = [i["client_id"] for i in r.json()["items"]]
+    assert len(page) == 2 and set(page) < set(clients.values())
+    assert sorted((await audited_clients())[len(before) :]) == sorted(page)
