@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     # Reports (aggregates over a whole county) may read from a PostgreSQL read replica: a hot
     # standby reached as the same service role. Empty means "the primary" (database_url).
     read_database_url: str = ""
+    # The service reaches PostgreSQL through a pooler in transaction mode (PgBouncer): no
+    # statement may outlive its transaction, so asyncpg's and SQLAlchemy's prepared-statement
+    # caches are off and statements get unique names (docs/scaling.md).
+    db_transaction_pooler: bool = False
     # Name of the PostgreSQL role the service connects as; migrations grant it table privileges.
     db_app_role: str = "samplan_app"
     db_pool_size: int = Field(default=10, ge=1, le=200)

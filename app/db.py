@@ -91,18 +91,32 @@ def make_engine(url: str, settings: Settings) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
         event.listen(engine.sync_engine, "begin", _sqlite_on_begin)
         return engine
+    connect_args: dict[str, Any] = {
+        "timeout": settings.db_connect_timeout_s,
+        "command_timeout": settings.db_statement_timeout_ms / 1000,
+        "server_settings": {"statement_timeout": str(settings.db_statement_timeout_ms)},
+    }
+    if settings.db_transaction_pooler:
+        # A pooler in transaction mode hands each transaction to any server connection: a prepared
+        # statement kept for the next transaction may not exist there. The tenant context is
+        # transaction-local (set_config(..., true)), so it is safe behind such a pooler.
+        connect_args["statement_cache_size"] = 0
+        connect_args["prepared_statement_cache_size"] = 0
+        connect_args["prepared_statement_name_func"] = _unique_statement_name
+        # PgBouncer does not pass startup parameters through unless told to; set per transaction.
+        connect_args.pop("server_settings")
     return create_async_engine(
         url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
         pool_pre_ping=True,
         pool_timeout=settings.db_connect_timeout_s,
-        connect_args={
-            "timeout": settings.db_connect_timeout_s,
-            "command_timeout": settings.db_statement_timeout_ms / 1000,
-            "server_settings": {"statement_timeout": str(settings.db_statement_timeout_ms)},
-        },
+        connect_args=connect_args,
     )
+
+
+def _unique_statement_name() -> str:
+    return f"__asyncpg_{uuid.uuid4()}__"
 
 
 class Database:

@@ -45,6 +45,13 @@ if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1; then
   (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "could not install chromium"
 fi
 
+# The pooler tests run Debian's PgBouncer in transaction mode (tests/test_pooler.py).
+if ! command -v pgbouncer >/dev/null 2>&1 && [ ! -x /usr/sbin/pgbouncer ] && command -v apt-get >/dev/null 2>&1; then
+  echo "installing pgbouncer for the pooler tests"
+  (apt-get install -y -qq pgbouncer >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq pgbouncer >/dev/null)) \
+    || echo "could not install pgbouncer"
+fi
+
 echo "== tests on SQLite"
 SAMPLAN_TEST_DB=sqlite .venv/bin/python -m pytest -q "$@"
 echo "== tests on PostgreSQL"
