@@ -46,9 +46,10 @@ def etag(plan: PlanPublic) -> str:
     return format_etag(plan.version)
 
 
-def _with_etag(response: Response, plan: PlanPublic) -> PlanPublic:
-    response.headers["ETag"] = etag(plan)
-    return plan
+def _with_etag(plan: PlanPublic) -> Response:
+    """The plan as JSON with its ETag. Serialised here, once: returned as a model, FastAPI would
+    validate the whole plan again against the response model before serialising it."""
+    return Response(plan.model_dump_json(), media_type="application/json", headers={"ETag": etag(plan)})
 
 
 async def _created(idem: Idempotency, session: SessionDep, plan: PlanPublic, location: str) -> JSONResponse:
@@ -88,10 +89,8 @@ async def list_plans(
     summary="The plan with participants, consents, needs, goals and actions",
     responses={404: {"description": "no such plan within your reach"}},
 )
-async def get_plan(
-    plan_id: uuid.UUID, session: SessionDep, principal: PrincipalDep, response: Response
-) -> PlanPublic:
-    return _with_etag(response, await service.read(session, principal, plan_id))
+async def get_plan(plan_id: uuid.UUID, session: SessionDep, principal: PrincipalDep) -> Response:
+    return _with_etag(await service.read(session, principal, plan_id))
 
 
 class _FhirJSONResponse(JSONResponse):
@@ -168,9 +167,8 @@ async def patch_plan(
     session: SessionDep,
     principal: PrincipalDep,
     if_match: IfMatchRequired,
-    response: Response,
-) -> PlanPublic:
-    return _with_etag(response, await service.patch(session, principal, plan_id, data, if_match))
+) -> Response:
+    return _with_etag(await service.patch(session, principal, plan_id, data, if_match))
 
 
 @router.post(
@@ -185,9 +183,8 @@ async def transition(
     session: SessionDep,
     principal: PrincipalDep,
     if_match: IfMatchRequired,
-    response: Response,
-) -> PlanPublic:
-    return _with_etag(response, await service.transition(session, principal, plan_id, data, if_match))
+) -> Response:
+    return _with_etag(await service.transition(session, principal, plan_id, data, if_match))
 
 
 @router.post(
@@ -241,10 +238,9 @@ async def withdraw_consent(
     session: SessionDep,
     principal: PrincipalDep,
     if_match: IfMatchOptional,
-    response: Response,
-) -> PlanPublic:
+) -> Response:
     plan = await service.withdraw_consent(session, principal, plan_id, consent_id, data, if_match)
-    return _with_etag(response, plan)
+    return _with_etag(plan)
 
 
 @router.post(
@@ -273,11 +269,8 @@ async def update_need(
     session: SessionDep,
     principal: PrincipalDep,
     if_match: IfMatchOptional,
-    response: Response,
-) -> PlanPublic:
-    return _with_etag(
-        response, await service.update_need(session, principal, plan_id, need_id, data, if_match)
-    )
+) -> Response:
+    return _with_etag(await service.update_need(session, principal, plan_id, need_id, data, if_match))
 
 
 @router.post(
@@ -306,11 +299,8 @@ async def update_goal(
     session: SessionDep,
     principal: PrincipalDep,
     if_match: IfMatchOptional,
-    response: Response,
-) -> PlanPublic:
-    return _with_etag(
-        response, await service.update_goal(session, principal, plan_id, goal_id, data, if_match)
-    )
+) -> Response:
+    return _with_etag(await service.update_goal(session, principal, plan_id, goal_id, data, if_match))
 
 
 @router.post(
@@ -345,10 +335,9 @@ async def update_action(
     session: SessionDep,
     principal: PrincipalDep,
     if_match: IfMatchOptional,
-    response: Response,
-) -> PlanPublic:
+) -> Response:
     plan = await service.update_action(session, principal, plan_id, action_id, data, if_match)
-    return _with_etag(response, plan)
+    return _with_etag(plan)
 
 
 @router.post(
@@ -363,9 +352,8 @@ async def accept_action(
     session: SessionDep,
     principal: PrincipalDep,
     if_match: IfMatchOptional,
-    response: Response,
-) -> PlanPublic:
-    return _with_etag(response, await service.accept_action(session, principal, plan_id, action_id, if_match))
+) -> Response:
+    return _with_etag(await service.accept_action(session, principal, plan_id, action_id, if_match))
 
 
 @router.post(
@@ -381,10 +369,9 @@ async def dispute_action(
     session: SessionDep,
     principal: PrincipalDep,
     if_match: IfMatchOptional,
-    response: Response,
-) -> PlanPublic:
+) -> Response:
     plan = await service.dispute_action(session, principal, plan_id, action_id, data, if_match)
-    return _with_etag(response, plan)
+    return _with_etag(plan)
 
 
 @router.get(
