@@ -71,6 +71,9 @@ class Episode(SQLModel, table=True):
     __table_args__ = (
         Index("ix_episode_client", "client_id", "start_date"),
         Index("ix_episode_kommun_phase", "responsible_kommun_id", "phase"),
+        # The worklist's LVM signals: care ending (or planned to end) soon, care still open.
+        Index("ix_episode_phase_end", "phase", "end_date"),
+        Index("ix_episode_phase_planned_end", "phase", "planned_end_date"),
     )
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)

@@ -188,7 +188,11 @@ class MeetingResponseCreate(SQLModel):
 
 class Meeting(SQLModel, table=True):
     __tablename__ = "meeting"
-    __table_args__ = (Index("ix_meeting_plan_starts", "plan_id", "starts_at"),)
+    __table_args__ = (
+        Index("ix_meeting_plan_starts", "plan_id", "starts_at"),
+        # The worklist: meetings not yet held, coming up.
+        Index("ix_meeting_open", "held_at", "starts_at"),
+    )
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     plan_id: uuid.UUID = Field(foreign_key="plan.id")

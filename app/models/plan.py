@@ -107,6 +107,8 @@ class Plan(SQLModel, table=True):
     __table_args__ = (
         Index("ix_plan_client", "client_id"),
         Index("ix_plan_initiator", "initiating_organisation_id"),
+        # The worklist: open plans whose follow-up is due.
+        Index("ix_plan_status_follow_up", "status", "follow_up_date"),
     )
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)

@@ -13,10 +13,10 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement, exists, func, union
+from sqlalchemy import ColumnElement, exists
 from sqlalchemy import select as rows_of
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import and_, col, or_, select
+from sqlmodel import and_, col, or_
 
 from app.auth import policies
 from app.auth.principal import Principal
@@ -76,17 +76,37 @@ class _Row:
 
 
 def _caller_clients(p: Principal, today: date) -> Any:
-    """A samordnare's assigned clients; for handläggare also every client their organisation knows."""
-    assigned = select(CoordinatorAssignment.client_id).where(
-        CoordinatorAssignment.user_id == p.user_id,
-        CoordinatorAssignment.start_date <= today,
-        or_(col(CoordinatorAssignment.end_date).is_(None), col(CoordinatorAssignment.end_date) > today),
-    )
-    if policies.works_through_assignments(p):
-        return assigned
-    linked = select(ClientLink.client_id).where(ClientLink.organisation_id == p.organisation_id)
-    initiated = select(Plan.client_id).where(Plan.initiating_organisation_id == p.organisation_id)
-    return select(union(assigned, linked, initiated).subquery().c[0])
+    """A predicate on a client id column: a samordnare's assigned clients; for handläggare also
+    every client their organisation knows (a client link, or a plan it started).
+
+    EXISTS probes rather than `IN (union)`: the signals' own conditions pick a few rows out of the
+    whole country, and each is then checked with three index look-ups, where a large kommun's
+    tens of thousands of clients would otherwise be collected for every signal."""
+
+    def known(client_id: Any) -> ColumnElement[bool]:
+        assigned = exists().where(
+            col(CoordinatorAssignment.client_id) == client_id,
+            col(CoordinatorAssignment.user_id) == p.user_id,
+            col(CoordinatorAssignment.start_date) <= today,
+            or_(col(CoordinatorAssignment.end_date).is_(None), col(CoordinatorAssignment.end_date) > today),
+        )
+        if policies.works_through_assignments(p):
+            return assigned
+        linked = exists().where(
+            col(ClientLink.client_id) == client_id, col(ClientLink.organisation_id) == p.organisation_id
+        )
+        initiated = exists().where(
+            col(_INITIATED.c.client_id) == client_id,
+            col(_INITIATED.c.initiating_organisation_id) == p.organisation_id,
+        )
+        return or_(linked, initiated, assigned)
+
+    return known
+
+
+# A second name for the plan table, for "a plan the organisation started" inside queries that
+# already select from plan.
+_INITIATED = Plan.__table__.alias("initiated")  # type: ignore[attr-defined]
 
 
 def _aftercare_plan_exists(p: Principal, client_id: Any, today: date) -> ColumnElement[bool]:
@@ -105,15 +125,19 @@ def _aftercare_plan_exists(p: Principal, client_id: Any, today: date) -> ColumnE
 
 
 async def _discharges(session: AsyncSession, p: Principal, clients: Any, today: date) -> list[_Row]:
-    discharge = func.coalesce(col(Episode.end_date), col(Episode.planned_end_date))
+    lo = today - timedelta(days=DISCHARGED_LOOKBACK_DAYS)
+    hi = today + timedelta(days=DISCHARGE_HORIZON_DAYS)
     stmt = rows_of(
         col(Episode.id), col(Episode.client_id), col(Episode.end_date), col(Episode.planned_end_date)
     ).where(
         col(Episode.phase) == Phase.lvm_vard,
-        col(Episode.client_id).in_(clients),
+        clients(col(Episode.client_id)),
         access.episode_visible_clause(p.organisation_id),
-        discharge >= today - timedelta(days=DISCHARGED_LOOKBACK_DAYS),
-        discharge <= today + timedelta(days=DISCHARGE_HORIZON_DAYS),
+        # coalesce(end, planned) in the window, spelt out so that the two indexes can answer it.
+        or_(
+            col(Episode.end_date).between(lo, hi),
+            and_(col(Episode.end_date).is_(None), col(Episode.planned_end_date).between(lo, hi)),
+        ),
         ~_aftercare_plan_exists(p, col(Episode.client_id), today),
     )
     rows = []
@@ -144,7 +168,7 @@ async def _six_months(session: AsyncSession, p: Principal, clients: Any, today: 
     latest_start = add_months(today + timedelta(days=SIX_MONTHS_WARNING_DAYS), -LVM_MAX_MONTHS)
     stmt = rows_of(col(Episode.id), col(Episode.client_id), col(Episode.start_date)).where(
         col(Episode.phase) == Phase.lvm_vard,
-        col(Episode.client_id).in_(clients),
+        clients(col(Episode.client_id)),
         access.episode_visible_clause(p.organisation_id),
         col(Episode.start_date) <= latest_start,
         or_(col(Episode.end_date).is_(None), col(Episode.end_date) >= today),
@@ -168,7 +192,7 @@ async def _six_months(session: AsyncSession, p: Principal, clients: Any, today: 
 async def _follow_ups(session: AsyncSession, p: Principal, clients: Any, today: date) -> list[_Row]:
     stmt = rows_of(col(Plan.id), col(Plan.client_id), col(Plan.follow_up_date)).where(
         col(Plan.status).in_((PlanStatus.active, PlanStatus.paused)),
-        col(Plan.client_id).in_(clients),
+        clients(col(Plan.client_id)),
         col(Plan.follow_up_date) <= today + timedelta(days=FOLLOW_UP_HORIZON_DAYS),
         access.principal_plan_clause(p, today),
     )
@@ -246,7 +270,7 @@ async def _lonely_meetings(session: AsyncSession, p: Principal, clients: Any, to
             col(Meeting.held_at).is_(None),
             col(Meeting.starts_at) > datetime.now(UTC),
             col(Plan.status).in_(plan_rules.OPEN_STATUSES),
-            col(Plan.client_id).in_(clients),
+            clients(col(Plan.client_id)),
             access.principal_plan_clause(p, today),
             ~and_(has_kommun, has_region),
         )
