@@ -219,41 +219,62 @@ class Dispatcher:
                 d.next_attempt_at = now + backoff(job.attempt, self.settings)
             await session.commit()
 
-    async def scan_follow_ups(self, today: datetime) -> int:
-        """Raise follow_up.due and follow_up.overdue once per plan and date."""
+    async def scan_follow_ups(self, today: datetime, batch: int = 200) -> int:
+        """Raise follow_up.due and follow_up.overdue once per plan and date.
+
+        In batches of plans, each its own short transaction, skipping plans whose event exists:
+        at national size a first scan finds thousands of plans past their follow-up date, and one
+        long transaction held every other worker's scan waiting on its dedupe keys until the
+        statement timeout, then started over a minute later."""
         day = today.date()
         raised = 0
-        async with self.db.session(SYSTEM) as session:
-            plans = (
-                (
-                    await session.execute(
-                        select(Plan)
-                        .where(
-                            col(Plan.status).in_((PlanStatus.active, PlanStatus.paused)),
-                            col(Plan.follow_up_date) <= day,
-                        )
-                        # One order for every worker: concurrent scans then wait on the same first
-                        # dedupe key instead of deadlocking on each other's (PostgreSQL).
-                        .order_by(col(Plan.id))
+        after: uuid.UUID | None = None
+        while True:
+            async with self.db.session(SYSTEM) as session:
+                stmt = select(Plan).where(
+                    col(Plan.status).in_((PlanStatus.active, PlanStatus.paused)),
+                    col(Plan.follow_up_date) <= day,
+                )
+                if after is not None:
+                    stmt = stmt.where(col(Plan.id) > after)
+                # One order for every worker: concurrent scans then wait on the same first
+                # dedupe key instead of deadlocking on each other's (PostgreSQL).
+                plans = (await session.execute(stmt.order_by(col(Plan.id)).limit(batch))).scalars().all()
+                if not plans:
+                    return raised
+                wanted = {}
+                for plan in plans:
+                    assert plan.follow_up_date is not None
+                    kind = (
+                        EventType.follow_up_due if plan.follow_up_date == day else EventType.follow_up_overdue
                     )
+                    wanted[f"{kind.value}:{plan.id}:{plan.follow_up_date.isoformat()}"] = (plan, kind)
+                done = set(
+                    (
+                        await session.execute(
+                            select(OutboxEvent.dedupe_key).where(
+                                col(OutboxEvent.dedupe_key).in_(list(wanted))
+                            )
+                        )
+                    ).scalars()
                 )
-                .scalars()
-                .all()
-            )
-            for plan in plans:
-                assert plan.follow_up_date is not None
-                kind = EventType.follow_up_due if plan.follow_up_date == day else EventType.follow_up_overdue
-                event = await events.emit(
-                    session,
-                    kind,
-                    plan=plan,
-                    actor_organisation_id=None,
-                    payload={"follow_up_date": plan.follow_up_date.isoformat()},
-                    dedupe_key=f"{kind.value}:{plan.id}:{plan.follow_up_date.isoformat()}",
-                )
-                raised += event is not None
-            await session.commit()
-        return raised
+                for key, (plan, kind) in wanted.items():
+                    if key in done:
+                        continue
+                    assert plan.follow_up_date is not None
+                    event = await events.emit(
+                        session,
+                        kind,
+                        plan=plan,
+                        actor_organisation_id=None,
+                        payload={"follow_up_date": plan.follow_up_date.isoformat()},
+                        dedupe_key=key,
+                    )
+                    raised += event is not None
+                await session.commit()
+                after = plans[-1].id
+                if len(plans) < batch:
+                    return raised
 
     async def run_once(self, batch: int = 50) -> int:
         """One round: the time-based events (at most once a minute), then due deliveries."""

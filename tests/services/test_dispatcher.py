@@ -415,3 +415,19 @@ async def test_run_once_scans_for_follow_ups_on_its_first_round(live: Live) -> N
     [event] = await _follow_up_events(live)
     assert event.event_type == EventType.follow_up_due
     assert str(event.plan_id) == plan["id"]
+
+
+async def test_follow_up_scan_works_in_batches_and_skips_what_it_raised(live: Live) -> None:
+    """At national size a scan finds thousands of plans; it commits batch by batch, so that another
+    worker's scan never waits for all of it, and raises each event once whatever the batch size."""
+    plans = [await _active_plan(live) for _ in range(5)]
+    due = date.fromisoformat(plans[0]["follow_up_date"])
+    on_due = datetime.combine(due, datetime.min.time(), UTC) + timedelta(hours=8)
+    first, second = live.dispatcher(), live.dispatcher()
+    raised = await asyncio.gather(
+        first.scan_follow_ups(on_due, batch=2), second.scan_follow_ups(on_due, batch=3)
+    )
+    assert sum(raised) == 5
+    assert await first.scan_follow_ups(on_due, batch=1) == 0
+    events = await _follow_up_events(live)
+    assert sorted(str(e.plan_id) for e in events) == sorted(p["id"] for p in plans)
