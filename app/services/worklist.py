@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement, exists
+from sqlalchemy import ColumnElement, exists, union
 from sqlalchemy import select as rows_of
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import and_, col, or_
@@ -79,27 +79,40 @@ def _caller_clients(p: Principal, today: date) -> Any:
     """A predicate on a client id column: a samordnare's assigned clients; for handläggare also
     every client their organisation knows (a client link, or a plan it started).
 
-    EXISTS probes rather than `IN (union)`: the signals' own conditions pick a few rows out of the
-    whole country, and each is then checked with three index look-ups, where a large kommun's
-    tens of thousands of clients would otherwise be collected for every signal."""
+    Two spellings of the same set, chosen per signal by measurement at national size
+    (docs/performance.md): `probe=True` asks three index look-ups per candidate row, best where
+    the signal's own conditions leave a handful of rows in the whole country (LVM care episodes);
+    `probe=False` collects the organisation's clients once (a large kommun knows tens of
+    thousands), best where the candidates are many (open plans, coming meetings)."""
+    assigned_rows = rows_of(col(CoordinatorAssignment.client_id)).where(
+        col(CoordinatorAssignment.user_id) == p.user_id,
+        col(CoordinatorAssignment.start_date) <= today,
+        or_(col(CoordinatorAssignment.end_date).is_(None), col(CoordinatorAssignment.end_date) > today),
+    )
+    linked_rows = rows_of(col(ClientLink.client_id)).where(
+        col(ClientLink.organisation_id) == p.organisation_id
+    )
+    initiated_rows = rows_of(col(_INITIATED.c.client_id)).where(
+        col(_INITIATED.c.initiating_organisation_id) == p.organisation_id
+    )
+    through_assignments = policies.works_through_assignments(p)
+    members = (
+        assigned_rows
+        if through_assignments
+        else rows_of(union(assigned_rows, linked_rows, initiated_rows).subquery().c[0])
+    )
 
-    def known(client_id: Any) -> ColumnElement[bool]:
-        assigned = exists().where(
-            col(CoordinatorAssignment.client_id) == client_id,
-            col(CoordinatorAssignment.user_id) == p.user_id,
-            col(CoordinatorAssignment.start_date) <= today,
-            or_(col(CoordinatorAssignment.end_date).is_(None), col(CoordinatorAssignment.end_date) > today),
-        )
-        if policies.works_through_assignments(p):
+    def known(client_id: Any, *, probe: bool = False) -> ColumnElement[bool]:
+        if not probe:
+            return client_id.in_(members)  # type: ignore[no-any-return]
+        assigned = exists(assigned_rows.where(col(CoordinatorAssignment.client_id) == client_id))
+        if through_assignments:
             return assigned
-        linked = exists().where(
-            col(ClientLink.client_id) == client_id, col(ClientLink.organisation_id) == p.organisation_id
+        return or_(
+            exists(linked_rows.where(col(ClientLink.client_id) == client_id)),
+            exists(initiated_rows.where(col(_INITIATED.c.client_id) == client_id)),
+            assigned,
         )
-        initiated = exists().where(
-            col(_INITIATED.c.client_id) == client_id,
-            col(_INITIATED.c.initiating_organisation_id) == p.organisation_id,
-        )
-        return or_(linked, initiated, assigned)
 
     return known
 
@@ -131,7 +144,7 @@ async def _discharges(session: AsyncSession, p: Principal, clients: Any, today: 
         col(Episode.id), col(Episode.client_id), col(Episode.end_date), col(Episode.planned_end_date)
     ).where(
         col(Episode.phase) == Phase.lvm_vard,
-        clients(col(Episode.client_id)),
+        clients(col(Episode.client_id), probe=True),
         access.episode_visible_clause(p.organisation_id),
         # coalesce(end, planned) in the window, spelt out so that the two indexes can answer it.
         or_(
@@ -168,7 +181,7 @@ async def _six_months(session: AsyncSession, p: Principal, clients: Any, today: 
     latest_start = add_months(today + timedelta(days=SIX_MONTHS_WARNING_DAYS), -LVM_MAX_MONTHS)
     stmt = rows_of(col(Episode.id), col(Episode.client_id), col(Episode.start_date)).where(
         col(Episode.phase) == Phase.lvm_vard,
-        clients(col(Episode.client_id)),
+        clients(col(Episode.client_id), probe=True),
         access.episode_visible_clause(p.organisation_id),
         col(Episode.start_date) <= latest_start,
         or_(col(Episode.end_date).is_(None), col(Episode.end_date) >= today),
