@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +24,10 @@ from app.models.organisation import Organisation
 from app.services import identifiers
 
 _CACHE_SECONDS = 30.0
+# Verified tokens remembered per process: the signature check and the key construction were a
+# sixth of a plan read's CPU (docs/performance.md). Bounded; an entry lives at most
+# _CACHE_SECONDS, like the issuer trust it was checked against, and never past the token's `exp`.
+_VERIFIED_MAX = 10_000
 
 
 @dataclass(frozen=True)
@@ -30,6 +36,19 @@ class _Trust:
     issuer: str
     audience: str
     jwks_url: str  # empty: the dev issuer
+
+
+@dataclass(frozen=True)
+class _Verified:
+    """A token that passed every check, and what its validity still depends on."""
+
+    principal: Principal
+    valid_until: float  # epoch seconds: `exp` plus the allowed clock skew
+    at: float  # monotonic time of the check
+    issuer: str
+    org_number: str
+    kid: str
+    jwk: dict[str, Any]
 
 
 class Authenticator:
@@ -43,12 +62,40 @@ class Authenticator:
         # Short-lived caches so that a request costs no extra queries once its caller is known.
         self._trust_cache: dict[tuple[str, str], tuple[float, _Trust | None]] = {}
         self._known_users: dict[tuple[uuid.UUID, str], uuid.UUID] = {}
+        self._verified: OrderedDict[bytes, _Verified] = OrderedDict()  # by sha256 of the token
 
     def forget(self) -> None:
         self._trust_cache.clear()
         self._known_users.clear()
+        self._verified.clear()
 
     async def authenticate(self, token: str) -> Principal:
+        key = hashlib.sha256(token.encode()).digest()
+        remembered = self._verified.get(key)
+        if remembered is not None:
+            if await self._still_good(remembered):
+                self._verified.move_to_end(key)
+                return remembered.principal
+            del self._verified[key]
+        entry = await self._verify(token)
+        self._verified[key] = entry
+        if len(self._verified) > _VERIFIED_MAX:
+            self._verified.popitem(last=False)
+        return entry.principal
+
+    async def _still_good(self, entry: _Verified) -> bool:
+        """A remembered token holds while it has not expired, its issuer is still trusted for the
+        organisation and still publishes the key that signed it (a rotated-out key ends it as
+        soon as the key cache notices, as for a token checked afresh)."""
+        if time.time() >= entry.valid_until or time.monotonic() - entry.at >= _CACHE_SECONDS:
+            return False
+        trust = await self._trust(entry.issuer, entry.org_number)
+        if trust is None or trust.organisation.id != entry.principal.organisation_id:
+            return False
+        return await self._signing_key(trust, entry.kid) == entry.jwk
+
+    async def _verify(self, token: str) -> _Verified:
+        """The full check of a token."""
         try:
             header = tokens.unverified_header(token)
             unverified = tokens.unverified_claims(token)
@@ -86,7 +133,16 @@ class Authenticator:
             )
         except tokens.TokenError as exc:
             raise Unauthorized(str(exc)) from None
-        return await self._principal(claims, trust)
+        return _Verified(
+            principal=await self._principal(claims, trust),
+            # The same bound verify applied: `exp` plus the allowed clock skew.
+            valid_until=float(claims["exp"]) + self.settings.clock_skew_seconds,
+            at=time.monotonic(),
+            issuer=iss,
+            org_number=org_number,
+            kid=kid,
+            jwk=public_jwk,
+        )
 
     async def _trust(self, iss: str, org_number: str) -> _Trust | None:
         now = time.monotonic()

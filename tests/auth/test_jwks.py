@@ -436,6 +436,11 @@ async def test_jwks_outage_after_keys_are_cached_does_not_lock_callers_out(
 
     idp.failure = httpx.ConnectError("down")
     clock.advance(app.state.jwks.ttl_seconds + 1)
-    again = await client.get("/api/v1/me", headers=headers)
+    # Another token of the same issuer: the first one is remembered as verified and would not
+    # need the keys again.
+    later = jose_jwt.encode(
+        {**_claims(trusted), "jti": "later"}, pem, algorithm="RS256", headers={"kid": "live"}
+    )
+    again = await client.get("/api/v1/me", headers={"Authorization": f"Bearer {later}"})
     assert again.status_code == 200, again.text
     assert idp.fetches == 2

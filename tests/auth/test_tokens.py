@@ -876,3 +876,46 @@ def test_dev_public_jwk_carries_no_private_part() -> None:
     assert "d" not in jwk and jwk["kty"] == "EC" and jwk["alg"] == "ES256" and jwk["kid"]
     signed = tokens.sign(_claims(), pem, kid=jwk["kid"])
     assert _verify(signed, jwk, "ES256")["roles"] == ["lasare"]
+
+
+async def test_a_remembered_token_still_expires_on_time(app, dev_issuer, orgs) -> None:
+    """Verified tokens are remembered (docs/performance.md), never past their `exp` plus the
+    allowed clock skew."""
+    import asyncio
+
+    from app.errors import Unauthorized
+
+    authenticator = app.state.authenticator
+    authenticator.settings = authenticator.settings.model_copy(update={"clock_skew_seconds": 0})
+    token = dev_issuer.mint(
+        org_number=orgs["sthlm-stad"].org_number, roles=["handlaggare"], subject="short-lived", ttl_seconds=2
+    )
+    first = await authenticator.authenticate(token)
+    assert await authenticator.authenticate(token) is first  # remembered: the same principal
+    await asyncio.sleep(3.1)  # jose compares whole seconds: exp is refused from the second after it
+    with pytest.raises(Unauthorized):
+        await authenticator.authenticate(token)
+
+
+async def test_a_token_is_verified_once_then_remembered(app, dev_issuer, orgs, monkeypatch) -> None:
+    from app.auth import tokens
+
+    calls = []
+    real_verify = tokens.verify
+
+    def counting_verify(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        return real_verify(*args, **kwargs)
+
+    monkeypatch.setattr(tokens, "verify", counting_verify)
+    authenticator = app.state.authenticator
+    token = dev_issuer.mint(org_number=orgs["huddinge"].org_number, roles=["handlaggare"], subject="once")
+    for _ in range(5):
+        await authenticator.authenticate(token)
+    assert len(calls) == 1
+    # A different token (even of the same user) is verified on its own.
+    other = dev_issuer.mint(
+        org_number=orgs["huddinge"].org_number, roles=["handlaggare"], subject="once", ttl_seconds=60
+    )
+    await authenticator.authenticate(other)
+    assert len(calls) == 2
