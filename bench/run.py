@@ -333,7 +333,7 @@ async def sample_workload(database: str, seed: int, reads: int, writes: int) -> 
                           AND cs.organisation_id <> p.initiating_organisation_id
                           AND pp.kind IN ('huvudman', 'other') AND o.kind IN ('kommun', 'region')
                         ORDER BY cs.organisation_id LIMIT 1) AS consented
-               FROM plan p TABLESAMPLE SYSTEM (5)
+               FROM plan p
                WHERE p.status IN ('active', 'closed', 'paused') ORDER BY random() LIMIT $1""",
             reads,
             today,
@@ -345,7 +345,7 @@ async def sample_workload(database: str, seed: int, reads: int, writes: int) -> 
         worklist_orgs = [
             r["initiating_organisation_id"]
             for r in await conn.fetch(
-                """SELECT initiating_organisation_id FROM plan TABLESAMPLE SYSTEM (5)
+                """SELECT initiating_organisation_id FROM plan
                    WHERE status = 'active' ORDER BY random() LIMIT 400"""
             )
         ]
@@ -527,21 +527,26 @@ async def bench_dataset(
     work = await sample_workload(database, args.seed, reads=args.reads, writes=args.writes)
     tokens = TokenBook(workdir / "data")
     c, secs, warm = args.concurrency, args.seconds, args.warmup
-    log(f"{label}: service, {args.workers} workers, concurrency {c}")
-    service = start_service(database, workdir, args.workers, f"service-{label}")
-    with running([service]):
-        await wait_healthy(service, args.workers)
+    log(f"{label}: service, {args.workers} processes, concurrency {c}")
+    # `--workers` processes of one worker each, the connections dealt out among them as a load
+    # balancer would. (uvicorn's own --workers share one listening socket; the kernel hands a
+    # burst of new connections to whichever process is in accept() first, and keep-alive keeps
+    # them there: measured, one worker took all 16 while the other idled.)
+    services = [start_service(database, workdir, 1, f"service-{label}-{i}") for i in range(args.workers)]
+    with running(services):
+        for service in services:
+            await wait_healthy(service, 1)
         runs = out["service"] = {}
         runs["read_plan"] = await measure(
-            "read plan", [service], read_plan_requests(work, tokens, c), c, secs, warm
+            "read plan", services, read_plan_requests(work, tokens, c), c, secs, warm
         )
         runs["worklist"] = await measure(
-            "worklist", [service], worklist_requests(work, tokens, c), c, secs, warm
+            "worklist", services, worklist_requests(work, tokens, c), c, secs, warm
         )
         if full:
             runs["add_action"] = await measure(
                 "add action",
-                [service],
+                services,
                 write_requests(work.add_action, tokens, c, add_action_request),
                 c,
                 secs,
@@ -549,7 +554,7 @@ async def bench_dataset(
             )
             runs["patch_plan"] = await measure(
                 "PATCH plan (If-Match)",
-                [service],
+                services,
                 write_requests(work.patch, tokens, c, patch_request),
                 c,
                 secs,
@@ -557,31 +562,33 @@ async def bench_dataset(
             )
         runs["coverage_year"] = await measure(
             f"coverage county {work.county}, year",
-            [service],
+            services,
             coverage_requests(work, tokens, args.report_year),
             1,
             secs,
             warm,
         )
-        out["memory"] = service.memory()
+        out["memory"] = [m for service in services for m in service.memory()]
         log(f"  worker memory: {out['memory']}")
-    log(f"{label}: ceiling, {args.workers} workers, concurrency {c}")
-    ceiling = start_ceiling(database, workdir, args.workers)
-    with running([ceiling]):
-        await wait_healthy(ceiling, args.workers)
+    log(f"{label}: ceiling, {args.workers} processes, concurrency {c}")
+    ceilings = [start_ceiling(database, workdir, 1) for _ in range(args.workers)]
+    with running(ceilings):
+        for ceiling in ceilings:
+            await wait_healthy(ceiling, 1)
         out["ceiling"] = {
             "read_plan": await measure(
-                "ceiling read plan", [ceiling], ceiling_requests(work, c), c, secs, warm
+                "ceiling read plan", ceilings, ceiling_requests(work, c), c, secs, warm
             )
         }
-        out["ceiling_memory"] = ceiling.memory()
+        out["ceiling_memory"] = [m for ceiling in ceilings for m in ceiling.memory()]
     if full:
         # For reference: the same SQL on a raw ASGI callable, without FastAPI.
-        bare = start_ceiling(database, workdir, args.workers, "bare")
-        with running([bare]):
-            await wait_healthy(bare, args.workers)
+        bares = [start_ceiling(database, workdir, 1, "bare") for _ in range(args.workers)]
+        with running(bares):
+            for bare in bares:
+                await wait_healthy(bare, 1)
             out["ceiling"]["read_plan_bare"] = await measure(
-                "bare ASGI read plan", [bare], ceiling_requests(work, c), c, secs, warm
+                "bare ASGI read plan", bares, ceiling_requests(work, c), c, secs, warm
             )
     out["read_ratio"] = round(
         out["service"]["read_plan"]["rps"] / max(out["ceiling"]["read_plan"]["rps"], 1e-9), 3
@@ -763,7 +770,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--concurrency", type=int, default=16, help="connections kept busy at once")
     p.add_argument("--seconds", type=float, default=20.0, help="measured seconds per operation")
     p.add_argument("--warmup", type=float, default=3.0, help="unmeasured seconds before each")
-    p.add_argument("--workers", type=int, default=2, help="service (and ceiling) worker processes")
+    p.add_argument("--workers", type=int, default=2, help="service (and ceiling) processes, one worker each")
     p.add_argument("--reads", type=int, default=5000, help="distinct plans read")
     p.add_argument("--writes", type=int, default=1000, help="distinct plans written to, per write operation")
     p.add_argument("--report-year", type=int, default=date.today().year - 1)
