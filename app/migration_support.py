@@ -100,6 +100,35 @@ _ORG = "nullif(current_setting('samplan.org_id', true), '')::uuid"
 _SYSTEM = "coalesce(current_setting('samplan.scope', true), '') = 'system'"
 
 
+def _plan_rule(org: str) -> str:
+    """`EXISTS (...)`: the plan `p_plan` is visible to the organisation `org` (an SQL expression)."""
+    return f"""EXISTS (
+            SELECT 1 FROM plan p
+            WHERE p.id = p_plan AND (
+              p.initiating_organisation_id = {org}
+              OR (
+                EXISTS (
+                  SELECT 1 FROM plan_participant pp
+                  WHERE pp.plan_id = p.id AND pp.organisation_id = {org}
+                    AND pp.kind IN ('huvudman', 'other'))
+                AND EXISTS (
+                  SELECT 1 FROM consent_scope cs JOIN consent c ON c.id = cs.consent_id
+                  WHERE cs.plan_id = p.id AND cs.organisation_id = {org}
+                    AND c.withdrawn_at IS NULL
+                    AND (c.valid_until IS NULL OR c.valid_until >= (now() AT TIME ZONE 'UTC')::date))
+              )
+            )
+          )"""
+
+
+def _client_rule(org: str) -> str:
+    """The client `p_client` is visible to `org`: linked, or one of their plans is."""
+    return (
+        f"EXISTS (SELECT 1 FROM client_link l WHERE l.client_id = p_client AND l.organisation_id = {org})\n"
+        "            OR EXISTS (SELECT 1 FROM plan p WHERE p.client_id = p_client AND samplan_plan_visible(p.id))"
+    )
+
+
 def create_plan_access_functions() -> None:
     """The access rule of app/services/access.py, again in SQL, for RLS on plans and clients.
 
@@ -110,23 +139,7 @@ def create_plan_access_functions() -> None:
         f"""
         CREATE OR REPLACE FUNCTION samplan_plan_visible(p_plan uuid) RETURNS boolean
         LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
-          SELECT {_SYSTEM} OR EXISTS (
-            SELECT 1 FROM plan p
-            WHERE p.id = p_plan AND (
-              p.initiating_organisation_id = {_ORG}
-              OR (
-                EXISTS (
-                  SELECT 1 FROM plan_participant pp
-                  WHERE pp.plan_id = p.id AND pp.organisation_id = {_ORG}
-                    AND pp.kind IN ('huvudman', 'other'))
-                AND EXISTS (
-                  SELECT 1 FROM consent_scope cs JOIN consent c ON c.id = cs.consent_id
-                  WHERE cs.plan_id = p.id AND cs.organisation_id = {_ORG}
-                    AND c.withdrawn_at IS NULL
-                    AND (c.valid_until IS NULL OR c.valid_until >= (now() AT TIME ZONE 'UTC')::date))
-              )
-            )
-          )
+          SELECT {_SYSTEM} OR {_plan_rule(_ORG)}
         $$
         """
     )
@@ -135,8 +148,7 @@ def create_plan_access_functions() -> None:
         CREATE OR REPLACE FUNCTION samplan_client_visible(p_client uuid) RETURNS boolean
         LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
           SELECT {_SYSTEM}
-            OR EXISTS (SELECT 1 FROM client_link l WHERE l.client_id = p_client AND l.organisation_id = {_ORG})
-            OR EXISTS (SELECT 1 FROM plan p WHERE p.client_id = p_client AND samplan_plan_visible(p.id))
+            OR {_client_rule(_ORG)}
         $$
         """
     )
@@ -159,23 +171,7 @@ def create_plan_access_functions_plpgsql() -> None:
           IF {_SYSTEM} THEN
             RETURN true;
           END IF;
-          RETURN EXISTS (
-            SELECT 1 FROM plan p
-            WHERE p.id = p_plan AND (
-              p.initiating_organisation_id = org
-              OR (
-                EXISTS (
-                  SELECT 1 FROM plan_participant pp
-                  WHERE pp.plan_id = p.id AND pp.organisation_id = org
-                    AND pp.kind IN ('huvudman', 'other'))
-                AND EXISTS (
-                  SELECT 1 FROM consent_scope cs JOIN consent c ON c.id = cs.consent_id
-                  WHERE cs.plan_id = p.id AND cs.organisation_id = org
-                    AND c.withdrawn_at IS NULL
-                    AND (c.valid_until IS NULL OR c.valid_until >= (now() AT TIME ZONE 'UTC')::date))
-              )
-            )
-          );
+          RETURN {_plan_rule('org')};
         END
         $$
         """
@@ -190,8 +186,7 @@ def create_plan_access_functions_plpgsql() -> None:
           IF {_SYSTEM} THEN
             RETURN true;
           END IF;
-          RETURN EXISTS (SELECT 1 FROM client_link l WHERE l.client_id = p_client AND l.organisation_id = org)
-            OR EXISTS (SELECT 1 FROM plan p WHERE p.client_id = p_client AND samplan_plan_visible(p.id));
+          RETURN {_client_rule('org')};
         END
         $$
         """

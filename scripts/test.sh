@@ -4,29 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PY=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
-  "$PY" -m venv .venv
-fi
-.venv/bin/python -m pip install --quiet --upgrade pip >/dev/null
-.venv/bin/python -m pip install --quiet -e ".[dev]"
-
-pg_up() { .venv/bin/python - <<'PY'
-import socket, sys
-s = socket.socket(); s.settimeout(1)
-try:
-    s.connect(("127.0.0.1", 5432))
-except OSError:
-    sys.exit(1)
-PY
-}
-if ! pg_up; then
-  if command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ]; then
-    echo "starting PostgreSQL"
-    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
-    for _ in $(seq 1 30); do pg_up && break; sleep 1; done
-  fi
-fi
+. scripts/setup.sh
+setup_venv "[dev]"
+start_postgres
 
 echo "== ruff"
 .venv/bin/ruff check app tests alembic $([ -d bench ] && echo bench)
