@@ -86,9 +86,13 @@ def principal_plan_clause(p: Principal, today: date | None = None) -> ColumnElem
     """The organisation's rule, narrowed for a samordnare (who works through assignments only) to
     the clients they are assigned to today: the assignment ends, the access ends."""
     today = today or datetime.now(UTC).date()
-    org_rule = plan_visible_clause(p.organisation_id, today)
-    if policies.works_through_assignments(p):
-        return and_(org_rule, coordinator_clause(col(Plan.client_id), p.user_id, today))
+    return _plan_rule(p.organisation_id, p.user_id, today, policies.works_through_assignments(p))
+
+
+def _plan_rule(org: OrgId, user: OrgId, today: Day, through_assignments: bool) -> ColumnElement[bool]:
+    org_rule = plan_visible_clause(org, today)
+    if through_assignments:
+        return and_(org_rule, coordinator_clause(col(Plan.client_id), user, today))
     return org_rule
 
 
@@ -150,9 +154,7 @@ _PLAN_ID: BindParameter[uuid.UUID] = bindparam("access_plan_id")
 
 
 def _load_plan_statement(through_assignments: bool, for_update: bool) -> SelectOfScalar[Plan]:
-    rule = plan_visible_clause(_ORG_ID, _TODAY)
-    if through_assignments:
-        rule = and_(rule, coordinator_clause(col(Plan.client_id), _USER_ID, _TODAY))
+    rule = _plan_rule(_ORG_ID, _USER_ID, _TODAY, through_assignments)
     stmt = select(Plan).where(col(Plan.id) == _PLAN_ID, rule)
     if for_update:
         stmt = stmt.with_for_update()
@@ -168,7 +170,7 @@ async def load_plan(
     """The plan if the caller may read it; 404 otherwise, with no hint that it exists."""
     if policies.may_read_plans(p) is not True:
         raise NotFound("no such plan")
-    # The same rule as principal_plan_clause, as a statement built once.
+    # principal_plan_clause's rule, in a statement built once.
     stmt = _LOAD_PLAN[(policies.works_through_assignments(p), for_update)]
     params = {
         "access_plan_id": plan_id,
