@@ -103,7 +103,8 @@ def make_engine(url: str, settings: Settings) -> AsyncEngine:
         connect_args["statement_cache_size"] = 0
         connect_args["prepared_statement_cache_size"] = 0
         connect_args["prepared_statement_name_func"] = _unique_statement_name
-        # PgBouncer does not pass startup parameters through unless told to; set per transaction.
+        # PgBouncer refuses startup parameters it does not know: give the role its statement_timeout
+        # instead (ALTER ROLE ... SET statement_timeout, docs/scaling.md).
         connect_args.pop("server_settings")
     return create_async_engine(
         url,
