@@ -1,7 +1,7 @@
 """The national-scale benchmark, end to end (docs/performance.md):
 
 1. generate the national data set (and a 10 % one) into PostgreSQL, unless already there;
-2. start `samplan serve` with several workers and load it over real HTTP on 127.0.0.1 at a fixed
+2. start several `samplan serve` processes (one worker each) and load them over real HTTP on 127.0.0.1 at a fixed
    concurrency: read a plan, the worklist, add an action, change a plan with If-Match, the county
    coverage report for one year;
 3. run the same plan read against the ceiling app (bench/ceiling.py) and report the ratio;
