@@ -161,36 +161,25 @@ def create_plan_access_functions_plpgsql() -> None:
     has its body planned again in every statement that calls it; PL/pgSQL keeps its plans for the
     whole connection. Measured at national size: a plan read went from 230 to 380 requests per
     second on one worker (docs/performance.md)."""
-    op.execute(
-        f"""
-        CREATE OR REPLACE FUNCTION samplan_plan_visible(p_plan uuid) RETURNS boolean
-        LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
-        DECLARE
-          org uuid := {_ORG};
-        BEGIN
-          IF {_SYSTEM} THEN
-            RETURN true;
-          END IF;
-          RETURN {_plan_rule('org')};
-        END
-        $$
-        """
-    )
-    op.execute(
-        f"""
-        CREATE OR REPLACE FUNCTION samplan_client_visible(p_client uuid) RETURNS boolean
-        LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
-        DECLARE
-          org uuid := {_ORG};
-        BEGIN
-          IF {_SYSTEM} THEN
-            RETURN true;
-          END IF;
-          RETURN {_client_rule('org')};
-        END
-        $$
-        """
-    )
+    for signature, rule in (
+        ("samplan_plan_visible(p_plan uuid)", _plan_rule("org")),
+        ("samplan_client_visible(p_client uuid)", _client_rule("org")),
+    ):
+        op.execute(
+            f"""
+            CREATE OR REPLACE FUNCTION {signature} RETURNS boolean
+            LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+            DECLARE
+              org uuid := {_ORG};
+            BEGIN
+              IF {_SYSTEM} THEN
+                RETURN true;
+              END IF;
+              RETURN {rule};
+            END
+            $$
+            """
+        )
 
 
 def enable_rls_using(table: str, predicate: str, *, insert_check: str | None = None) -> None:
